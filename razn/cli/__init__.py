@@ -1,0 +1,42 @@
+"""The ``razn`` command line: thin commands that parse, call ``razn.*`` and report.
+
+Each command lives in its own module and is added to the group here. Expected
+failures (:class:`~razn.errors.RaznError`) become one line on stderr and exit
+code 2; heavy imports happen inside the commands so ``razn --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from razn import __version__
+from razn.errors import RaznError
+
+
+class RaznGroup(click.Group):
+    """A click group that turns :class:`RaznError` into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except RaznError as exc:
+            click.echo(f"razn: error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=RaznGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="razn")
+def main() -> None:
+    """razn: segment whole-slide images, zooming in only where it matters."""
+
+
+def _register() -> None:
+    from razn.cli import info, synth
+
+    for module in (info, synth):
+        main.add_command(module.command)
+
+
+_register()

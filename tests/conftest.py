@@ -1,0 +1,72 @@
+"""Shared test fixtures: synthetic pyramids written with tifffile, and the real files in
+``../shared/fixtures`` (tests that need those skip with a reason when it is absent)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+
+
+@pytest.fixture
+def shared_fixtures() -> Path:
+    """The folder of real slide files beside the checkout; skips the test when it is absent."""
+    if not (SHARED_FIXTURES / "slides").is_dir():
+        pytest.skip(f"real slide fixtures not found at {SHARED_FIXTURES} (../shared is absent)")
+    return SHARED_FIXTURES
+
+
+def gradient_image(width: int, height: int) -> np.ndarray:
+    """An RGB image whose every pixel tells its own (x, y): R = x mod 256, G = y mod 256."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x % 256, y % 256, (x // 256 + 4 * (y // 256)) % 256], axis=-1).astype(np.uint8)
+
+
+def downsample_pyramid(level0: np.ndarray, count: int) -> list[np.ndarray]:
+    """``count`` levels, each a 2x nearest subsampling of the previous (ceil sizes)."""
+    levels = [level0]
+    for _ in range(count - 1):
+        levels.append(np.ascontiguousarray(levels[-1][::2, ::2]))
+    return levels
+
+
+def write_tiff_pyramid(
+    path: Path,
+    levels: Sequence[np.ndarray],
+    tile: int = 64,
+    mpp: float | None = None,
+    compression: str | None = None,
+) -> Path:
+    """Write ``levels`` as a generic tiled TIFF that OpenSlide opens (levels as successive pages)."""
+    with tifffile.TiffWriter(path) as writer:
+        for index, level in enumerate(levels):
+            kwargs = {}
+            if mpp is not None:
+                per_cm = 1e4 / (mpp * level0_ratio(levels, index))
+                kwargs = {"resolution": (per_cm, per_cm), "resolutionunit": "CENTIMETER"}
+            writer.write(
+                level,
+                tile=(tile, tile),
+                photometric="rgb",
+                compression=compression,
+                subfiletype=0 if index == 0 else 1,
+                metadata=None,
+                **kwargs,
+            )
+    return path
+
+
+def level0_ratio(levels: Sequence[np.ndarray], index: int) -> float:
+    return levels[0].shape[1] / levels[index].shape[1]
+
+
+@pytest.fixture
+def gradient_pyramid(tmp_path: Path) -> tuple[Path, list[np.ndarray]]:
+    """A 3-level 1000x700 lossless generic TIFF (mpp 0.5) and its level arrays."""
+    levels = downsample_pyramid(gradient_image(1000, 700), 3)
+    return write_tiff_pyramid(tmp_path / "gradient.tiff", levels, mpp=0.5), levels
