@@ -1,0 +1,88 @@
+"""Typed config loading: YAML into dataclasses, overrides, did-you-mean, safe YAML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from razn.config import check_range, dump_yaml, load_config, to_dict
+from razn.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Inner:
+    rate: float = 0.5
+    """A rate in [0, 1]."""
+    names: tuple[str, ...] = ("a",)
+
+    def __post_init__(self) -> None:
+        check_range("inner.rate", self.rate, 0, 1)
+
+
+@dataclass(frozen=True)
+class Outer:
+    seed: int = 0
+    mode: Literal["fast", "slow"] = "fast"
+    size: int | None = None
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_defaults_without_a_file():
+    assert load_config(Outer) == Outer()
+
+
+def test_yaml_file_with_nested_section_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 3\ninner:\n  rate: 1\n  names: [x, y]\n")
+    config = load_config(Outer, path, overrides=["mode=slow", "inner.rate=0.25", "size=null"])
+    assert config == Outer(seed=3, mode="slow", size=None, inner=Inner(rate=0.25, names=("x", "y")))
+    assert isinstance(config.inner.rate, float)
+
+
+def test_unknown_key_suggests_the_close_one(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  rat: 0.1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(Outer, path)
+    assert str(info.value) == f"{path}: unknown key 'inner.rat'; did you mean 'rate'?"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=abc", "seed must be int, got 'abc'"),
+        ("seed=true", "seed must be int, got True"),
+        ("mode=medium", "mode must be one of 'fast', 'slow', got 'medium'"),
+        ("inner.rate=2", r"inner.rate must be in [0, 1], got 2.0"),
+        ("inner=3", "inner: expected a mapping, got int"),
+        ("noequals", "is not of the form key=value"),
+    ],
+)
+def test_invalid_values_are_refused_with_the_reason(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(Outer, overrides=[override])
+    assert message in str(info.value)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("seed: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(Outer, path)
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(Outer, tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping at the top level, got list"):
+        load_config(Outer, tmp_path / "list.yaml")
+
+
+def test_resolved_config_round_trips_through_yaml(tmp_path):
+    config = Outer(seed=7, inner=Inner(names=("p", "q")))
+    dump_yaml(config, tmp_path / "resolved.yaml")
+    assert load_config(Outer, tmp_path / "resolved.yaml") == config
+    assert to_dict(config)["inner"] == {"rate": 0.5, "names": ["p", "q"]}
