@@ -7,6 +7,7 @@ indexed ``[y, x]``.
 
 from razn.errors import (
     AnnotationError,
+    CheckpointError,
     ConfigError,
     ManifestError,
     MaskError,
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnnotationError",
+    "CheckpointError",
     "ConfigError",
     "ManifestError",
     "MaskError",

@@ -79,16 +79,24 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     node[parts[-1]] = value
 
 
-def from_mapping(cls: type[T], data: Mapping[str, Any], source: str = "<config>", where: str = "") -> T:
+def from_mapping(
+    cls: type[T], data: Mapping[str, Any], source: str = "<config>", where: str = ""
+) -> T:
     """Build dataclass ``cls`` from ``data``, refusing unknown keys and wrong types."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}", source)
+        raise ConfigError(
+            f"{where or 'config'}: expected a mapping, got {type(data).__name__}", source
+        )
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     for key in data:
         if key not in fields:
-            raise ConfigError(f"unknown key {_qualified(where, key)!r}{_did_you_mean(key, fields)}", source)
+            raise ConfigError(
+                f"unknown key {_qualified(where, key)!r}{_did_you_mean(key, fields)}", source
+            )
     hints = get_type_hints(cls)
-    kwargs = {name: _coerce(hints[name], data[name], source, _qualified(where, name)) for name in data}
+    kwargs = {
+        name: _coerce(hints[name], data[name], source, _qualified(where, name)) for name in data
+    }
     try:
         return cls(**kwargs)
     except ConfigError as exc:
@@ -115,7 +123,9 @@ def dump_yaml(obj: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(obj), sort_keys=False), encoding="utf-8")
 
 
-def check_range(name: str, value: float, low: float | None = None, high: float | None = None) -> None:
+def check_range(
+    name: str, value: float, low: float | None = None, high: float | None = None
+) -> None:
     """Raise :class:`ConfigError` unless ``low <= value <= high`` (either bound optional)."""
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
@@ -148,7 +158,10 @@ def _coerce(hint: Any, value: Any, source: str, where: str) -> Any:
         if origin is tuple and len(args) > 1 and args[1] is not Ellipsis:
             if len(value) != len(args):
                 raise ConfigError(f"{where} must have {len(args)} items, got {len(value)}", source)
-            return tuple(_coerce(a, v, source, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+            return tuple(
+                _coerce(a, v, source, f"{where}[{i}]")
+                for i, (a, v) in enumerate(zip(args, value, strict=True))
+            )
         items = [_coerce(item, v, source, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if dataclasses.is_dataclass(hint):

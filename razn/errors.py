@@ -43,3 +43,7 @@ class ManifestError(RaznError):
 
 class ConfigError(RaznError):
     """A configuration file or override is invalid."""
+
+
+class CheckpointError(RaznError):
+    """A checkpoint or run directory is missing, corrupt, tampered with or incompatible."""

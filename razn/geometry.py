@@ -65,7 +65,11 @@ class ZoomGeometry:
         if len(ds) > 1:
             rates = {ds[i] / ds[i + 1] for i in range(len(ds) - 1)}
             rate = ds[0] / ds[1]
-            if any(abs(r - rate) > 1e-9 for r in rates) or abs(rate - round(rate)) > 1e-9 or rate < 2:
+            if (
+                any(abs(r - rate) > 1e-9 for r in rates)
+                or abs(rate - round(rate)) > 1e-9
+                or rate < 2
+            ):
                 raise ConfigError(
                     f"working downsamples {list(ds)} must fall by one integer rate >= 2 "
                     "per level (e.g. 8, 4, 2, 1)"

@@ -47,8 +47,20 @@ def ensure_venv() -> Path:
         print(f"[dev] creating virtual environment {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     print("[dev] installing razn and its dependencies (first time: a few minutes)", flush=True)
-    run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-         "-c", str(CONSTRAINTS), "-e", f"{ROOT}[dev]"])
+    run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-c",
+            str(CONSTRAINTS),
+            "-e",
+            f"{ROOT}[dev]",
+        ]
+    )
     STAMP.write_text(wanted)
     return python
 
@@ -68,7 +80,20 @@ def run_tests(python: Path, pytest_args: list[str]) -> None:
 def run_demo(python: Path, demo_args: list[str]) -> None:
     razn = [str(python), "-m", "razn"]
     out = ROOT / "demo"
-    run([*razn, "synth", str(out), "--slides", "3", "--size", "4096x4096", "--seed", "0", *demo_args])
+    run(
+        [
+            *razn,
+            "synth",
+            str(out),
+            "--slides",
+            "3",
+            "--size",
+            "4096x4096",
+            "--seed",
+            "0",
+            *demo_args,
+        ]
+    )
     slides = sorted(str(p) for p in out.glob("*.svs"))
     run([*razn, "info", *slides])
 

@@ -15,7 +15,12 @@ def test_extents_rate_and_children():
     geometry = ZoomGeometry((8, 4, 2, 1), 256)
     assert geometry.rate == 2 and geometry.finest_level == 3
     assert [geometry.extent(i) for i in range(4)] == [2048, 1024, 512, 256]
-    assert geometry.children(Node(0, 1, 2)) == [Node(1, 2, 4), Node(1, 3, 4), Node(1, 2, 5), Node(1, 3, 5)]
+    assert geometry.children(Node(0, 1, 2)) == [
+        Node(1, 2, 4),
+        Node(1, 3, 4),
+        Node(1, 2, 5),
+        Node(1, 3, 5),
+    ]
     assert geometry.location(Node(1, 3, 5)) == (3072, 5120)
     assert geometry.parent(Node(1, 3, 5)) == Node(0, 1, 2)
     with pytest.raises(ValueError, match="finest level"):

@@ -100,7 +100,7 @@ def test_bad_paths_raise_one_line_slide_errors(tmp_path, make, reason):
 def test_bad_arguments_to_read_region(gradient_pyramid):
     path, _ = gradient_pyramid
     with open_slide(path) as slide:
-        with pytest.raises(SlideError, match="level 3 out of range 0..2"):
+        with pytest.raises(SlideError, match=r"level 3 out of range 0\.\.2"):
             slide.read_region((0, 0), 3, (10, 10))
         with pytest.raises(SlideError, match="size must be positive"):
             slide.read_region((0, 0), 0, (0, 10))
@@ -170,9 +170,8 @@ BAD_FILES = {
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_bad_real_files_raise_slide_error_naming_the_file(shared_fixtures, name):
     path = shared_fixtures / "bad" / name
-    with pytest.raises(SlideError) as info:
-        with open_slide(path) as slide:
-            slide.read_region((0, 0), 0, (16, 16))
+    with pytest.raises(SlideError) as info, open_slide(path) as slide:
+        slide.read_region((0, 0), 0, (16, 16))
     assert str(info.value).startswith(f"{path}: ")
     assert BAD_FILES[name] in str(info.value)
 

@@ -75,7 +75,9 @@ def test_blank_slide_has_no_tissue():
 
 
 def test_detect_tissue_uses_mpp_to_size_the_thumbnail():
-    level0 = _slide_with_tissue((245, 245, 245), (200, 120, 180), (1600, 1200), (400, 400, 1200, 800))
+    level0 = _slide_with_tissue(
+        (245, 245, 245), (200, 120, 180), (1600, 1200), (400, 400, 1200, 800)
+    )
     slide = ArraySlide([level0], mpp=(0.5, 0.5))
     mask = detect_tissue(slide, TissueConfig(mpp=8.0))
     assert mask.downsample == 16.0 and mask.mask.shape == (75, 100)

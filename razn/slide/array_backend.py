@@ -63,9 +63,7 @@ class ArraySlide(Slide):
         self._properties = dict(properties or {})
         self._tile_size = tile_size
         width, height = self.level_dimensions[0]
-        self._downsamples = tuple(
-            (width / w + height / h) / 2.0 for w, h in self.level_dimensions
-        )
+        self._downsamples = tuple((width / w + height / h) / 2.0 for w, h in self.level_dimensions)
 
     @classmethod
     def from_zarr(cls, path: str | Path, mpp: tuple[float, float] | None = None) -> ArraySlide:

@@ -74,7 +74,10 @@ def plan_levels(
 
 def level_size(dimensions: Size, downsample: float) -> Size:
     """``(w, h)`` of the whole slide at a working downsample (partial pixels count)."""
-    return (math.ceil(dimensions[0] / downsample - 1e-9), math.ceil(dimensions[1] / downsample - 1e-9))
+    return (
+        math.ceil(dimensions[0] / downsample - 1e-9),
+        math.ceil(dimensions[1] / downsample - 1e-9),
+    )
 
 
 def read_at_downsample(

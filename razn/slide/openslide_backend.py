@@ -46,7 +46,9 @@ class OpenSlideSlide(Slide):
             self._level_downsamples = tuple(float(d) for d in self._handle.level_downsamples)
             self._associated = tuple(self._handle.associated_images.keys())
         except openslide.OpenSlideUnsupportedFormatError:
-            raise SlideError("unsupported or unrecognised slide format (OpenSlide cannot open it)", self.path) from None
+            raise SlideError(
+                "unsupported or unrecognised slide format (OpenSlide cannot open it)", self.path
+            ) from None
         except (openslide.OpenSlideError, OSError, ValueError) as exc:
             raise SlideError(f"cannot open slide: {_reason(exc)}", self.path) from None
         self._broken: str | None = None
@@ -93,7 +95,9 @@ class OpenSlideSlide(Slide):
 
     def _read_region(self, location: Location, level: int, size: Size) -> np.ndarray:
         if self._broken is not None:
-            raise SlideError(f"slide unusable after an earlier read error: {self._broken}", self.path)
+            raise SlideError(
+                f"slide unusable after an earlier read error: {self._broken}", self.path
+            )
         openslide = _openslide()
         try:
             image = self._handle.read_region(location, level, size)

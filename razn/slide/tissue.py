@@ -117,7 +117,9 @@ def detect_tissue(slide: Slide, config: TissueConfig | None = None) -> TissueMas
     return tissue_from_rgb(thumbnail, downsample, level0_mpp * downsample, config)
 
 
-def thumbnail_downsample(dimensions: tuple[int, int], level0_mpp: float, config: TissueConfig) -> float:
+def thumbnail_downsample(
+    dimensions: tuple[int, int], level0_mpp: float, config: TissueConfig
+) -> float:
     """The downsample of the thumbnail tissue is detected on (never below 1)."""
     wanted = config.downsample if config.downsample is not None else config.mpp / level0_mpp
     largest = max(dimensions) / config.max_size

@@ -1,0 +1,35 @@
+"""Batched inference of a segmentation network on uint8 patches."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from razn.models.factory import Segmenter
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else the CPU; otherwise the named device."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+@torch.inference_mode()
+def predict_probs(model: Segmenter, patches: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Class probabilities for ``patches``.
+
+    Args:
+        patches: ``(N, H, W, 3)`` uint8 RGB.
+    Returns:
+        ``(N, K, H, W)`` float32 softmax probabilities.
+    """
+    device = next(model.parameters()).device
+    outputs = []
+    for start in range(0, len(patches), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(patches[start : start + batch_size]))
+        batch = batch.to(device).permute(0, 3, 1, 2)
+        outputs.append(torch.softmax(model(batch).float(), dim=1).cpu().numpy())
+    if not outputs:
+        return np.zeros((0, model.num_classes, *patches.shape[1:3]), np.float32)
+    return np.concatenate(outputs)
