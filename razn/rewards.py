@@ -1,0 +1,129 @@
+"""The zoom reward and the outcome of following policies down a patch's subtree. Pure numpy.
+
+Nodes of one working level are held as arrays of shape ``(R, n, n)``: ``R`` root
+patches and, under each, the ``n × n`` grid of its descendants at that level
+(``n = r^level``). The children of ``[k, y, x]`` at level ``j`` are the ``r × r``
+block ``[k, r·y : r·y + r, r·x : r·x + r]`` at level ``j + 1``, so summing over
+children is a reshape.
+
+Reward (``method.md``): zooming a node is worth the errors it removes minus what it
+costs, ``(err_break − err_zoom) / area − λ · cost_zoom``; breaking is worth 0.
+``err`` counts misclassified, non-ignored pixels at the evaluation resolution.
+``cost_zoom`` is the extra compute of zooming in units of one patch segmentation:
+the segmentations in the zoomed subtree plus ``policy_cost`` per policy call in it
+(f_i itself runs before every decision because the policy sees its output, so
+breaking adds nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from razn.config import check_range
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """The accuracy-versus-compute trade-off the policies learn."""
+
+    lam: float = 0.002
+    """λ: the weight of one unit of zoom cost against the share of a patch's pixels fixed."""
+    policy_cost: float = 0.1
+    """Cost of one policy call relative to one patch segmentation."""
+
+    def __post_init__(self) -> None:
+        check_range("reward.lam", self.lam, low=0)
+        check_range("reward.policy_cost", self.policy_cost, low=0)
+
+
+@dataclass(frozen=True)
+class SubtreeOutcome:
+    """What happens under nodes of one level when every node follows the policies below.
+
+    Attributes:
+        errors: misclassified pixels in each node's area, ``(R, n, n)``.
+        segmentations: patch segmentations run in each node's subtree (1 if it breaks).
+        policy_calls: policy calls made in each node's subtree, the node's own included.
+    """
+
+    errors: np.ndarray
+    segmentations: np.ndarray
+    policy_calls: np.ndarray
+
+
+def sum_children(values: np.ndarray, rate: int) -> np.ndarray:
+    """Sum ``(R, n·r, n·r)`` child values into their ``(R, n, n)`` parents."""
+    roots, size, _ = values.shape
+    n = size // rate
+    return values.reshape(roots, n, rate, n, rate).sum(axis=(2, 4))
+
+
+def follow_policies(
+    errors: Sequence[np.ndarray],
+    zoom: Mapping[int, np.ndarray],
+    level: int,
+    rate: int,
+) -> SubtreeOutcome:
+    """Outcome for nodes at ``level`` when each level ``j >= level`` zooms where ``zoom[j]``.
+
+    Args:
+        errors: per working level ``j``, the error of f_j breaking at each node, ``(R, r^j, r^j)``.
+        zoom: per level with a policy, its decisions (bool, same shape as ``errors[j]``);
+            a level missing from ``zoom`` has no policy and always breaks.
+        level: the level whose nodes are reported.
+        rate: the zoom rate ``r``.
+    """
+    finest = len(errors) - 1
+    outcome = SubtreeOutcome(
+        errors[finest].astype(np.float64),
+        np.ones(errors[finest].shape, np.int64),
+        np.zeros(errors[finest].shape, np.int64),
+    )
+    for j in range(finest - 1, level - 1, -1):
+        decided = zoom.get(j)
+        has_policy = decided is not None
+        zoomed = np.zeros(errors[j].shape, bool) if decided is None else np.asarray(decided, bool)
+        outcome = SubtreeOutcome(
+            np.where(zoomed, sum_children(outcome.errors, rate), errors[j]),
+            np.where(zoomed, sum_children(outcome.segmentations, rate), 1),
+            np.where(zoomed, sum_children(outcome.policy_calls, rate), 0) + int(has_policy),
+        )
+    return outcome
+
+
+def zoom_outcome(
+    errors: Sequence[np.ndarray], zoom: Mapping[int, np.ndarray], level: int, rate: int
+) -> SubtreeOutcome:
+    """Outcome of *zooming* every node at ``level``: its children follow the policies below."""
+    children = follow_policies(errors, zoom, level + 1, rate)
+    return SubtreeOutcome(
+        sum_children(children.errors, rate),
+        sum_children(children.segmentations, rate),
+        sum_children(children.policy_calls, rate),
+    )
+
+
+def zoom_cost(outcome: SubtreeOutcome, config: RewardConfig) -> np.ndarray:
+    """Extra compute of zooming, in patch segmentations (see the module docstring)."""
+    return outcome.segmentations + config.policy_cost * outcome.policy_calls
+
+
+def zoom_reward(
+    error_break: np.ndarray,
+    error_zoom: np.ndarray,
+    area: np.ndarray,
+    cost: np.ndarray,
+    lam: float,
+) -> np.ndarray:
+    """``(err_break − err_zoom) / area − λ · cost`` (the error term is 0 where ``area`` is 0)."""
+    area = np.asarray(area, np.float64)
+    gain = np.divide(
+        np.asarray(error_break, np.float64) - error_zoom,
+        area,
+        out=np.zeros(np.broadcast(error_break, area).shape, np.float64),
+        where=area > 0,
+    )
+    return gain - lam * np.asarray(cost, np.float64)

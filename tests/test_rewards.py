@@ -1,0 +1,81 @@
+"""Rewards and subtree outcomes on hand-built trees with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from razn.rewards import (
+    RewardConfig,
+    follow_policies,
+    sum_children,
+    zoom_cost,
+    zoom_outcome,
+    zoom_reward,
+)
+
+
+def test_sum_children_groups_r_by_r_blocks():
+    values = np.arange(16).reshape(1, 4, 4)
+    np.testing.assert_array_equal(
+        sum_children(values, 2),
+        [[[0 + 1 + 4 + 5, 2 + 3 + 6 + 7], [8 + 9 + 12 + 13, 10 + 11 + 14 + 15]]],
+    )
+
+
+def test_wrong_parent_with_right_children_earns_the_formula():
+    # One root, two levels (r = 2): f_0 misclassifies 300 of 1000 pixels, f_1 none.
+    errors = [np.array([[[300.0]]]), np.zeros((1, 2, 2))]
+    outcome = zoom_outcome(errors, zoom={}, level=0, rate=2)
+    assert outcome.errors[0, 0, 0] == 0 and outcome.segmentations[0, 0, 0] == 4
+    assert outcome.policy_calls[0, 0, 0] == 0  # the children are at L_m: no policy there
+    config = RewardConfig(lam=0.01, policy_cost=0.1)
+    cost = zoom_cost(outcome, config)
+    reward = zoom_reward(errors[0], outcome.errors, np.array([[[1000.0]]]), cost, config.lam)
+    assert reward[0, 0, 0] == pytest.approx(300 / 1000 - 0.01 * 4)
+
+
+def test_zoom_that_changes_nothing_costs_exactly_lambda_times_cost():
+    errors = [np.array([[[40.0]]]), np.array([[[10.0, 10.0], [10.0, 10.0]]])]
+    outcome = zoom_outcome(errors, {}, 0, 2)
+    reward = zoom_reward(errors[0], outcome.errors, 1000.0, zoom_cost(outcome, RewardConfig()), 0.5)
+    assert reward[0, 0, 0] == pytest.approx(-0.5 * 4)
+
+
+def test_children_follow_the_next_level_policy():
+    # Three levels, r = 2. Level 1 policy zooms only the top-left child.
+    errors = [
+        np.array([[[100.0]]]),
+        np.array([[[30.0, 5.0], [5.0, 5.0]]]),
+        np.zeros((1, 4, 4)),
+    ]
+    errors[2][0, 0, 0] = 2.0  # one grandchild under the zoomed child still errs
+    zoom = {1: np.array([[[True, False], [False, False]]])}
+    outcome = zoom_outcome(errors, zoom, level=0, rate=2)
+    assert outcome.errors[0, 0, 0] == 2.0 + 5 + 5 + 5
+    assert outcome.segmentations[0, 0, 0] == 4 + 3  # four grandchildren + three children
+    assert outcome.policy_calls[0, 0, 0] == 4  # g_1 on each child
+    cost = zoom_cost(outcome, RewardConfig(policy_cost=0.25))
+    assert cost[0, 0, 0] == pytest.approx(7 + 0.25 * 4)
+
+
+def test_follow_policies_at_a_level_counts_its_own_policy_call():
+    errors = [np.array([[[9.0]]]), np.array([[[1.0, 1.0], [1.0, 1.0]]])]
+    broke = follow_policies(errors, {0: np.array([[[False]]])}, level=0, rate=2)
+    zoomed = follow_policies(errors, {0: np.array([[[True]]])}, level=0, rate=2)
+    assert (broke.errors[0, 0, 0], broke.segmentations[0, 0, 0], broke.policy_calls[0, 0, 0]) == (
+        9,
+        1,
+        1,
+    )
+    assert (
+        zoomed.errors[0, 0, 0],
+        zoomed.segmentations[0, 0, 0],
+        zoomed.policy_calls[0, 0, 0],
+    ) == (4, 4, 1)
+
+
+def test_empty_area_gives_only_the_cost():
+    assert zoom_reward(np.array([5.0]), np.array([0.0]), np.array([0.0]), np.array([4.0]), 0.1)[
+        0
+    ] == pytest.approx(-0.4)
