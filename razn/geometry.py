@@ -23,6 +23,8 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from razn.errors import ConfigError
 
 
@@ -140,3 +142,16 @@ class ZoomGeometry:
 def zoom_geometry(downsamples: Sequence[float], patch_size: int) -> ZoomGeometry:
     """Build and validate a :class:`ZoomGeometry`."""
     return ZoomGeometry(tuple(float(d) for d in downsamples), int(patch_size))
+
+
+def centre_indices(
+    start: float, downsample: float, count: int, source_downsample: float
+) -> np.ndarray:
+    """Nearest-neighbour sampling: for ``count`` pixels at ``downsample`` starting at level-0
+    ``start``, the index of the pixel of a grid at ``source_downsample`` holding each centre.
+
+    A centre exactly on a source pixel edge belongs to the pixel on its right (or below);
+    the small epsilon keeps that true through floating-point rounding.
+    """
+    centres = (start + (np.arange(count) + 0.5) * downsample) / source_downsample
+    return np.floor(centres + 1e-7).astype(np.int64)

@@ -73,9 +73,9 @@ def make_observations(
         ``{"image": (N, 3, S, S) uint8, "seg": (N, K, S, S) uint8, "stats": (N, 5 + K) float32}``.
     """
     num_classes = probs.shape[1]
-    probs_t = torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float32))
+    probs_t = torch.from_numpy(np.array(probs, dtype=np.float32))  # a writable copy
     entropy = _normalised_entropy(probs_t)  # (N, P, P)
-    image = torch.from_numpy(np.ascontiguousarray(patches)).permute(0, 3, 1, 2).float()
+    image = torch.from_numpy(patches.astype(np.float32)).permute(0, 3, 1, 2)  # a writable copy
     seg = torch.cat([entropy[:, None], probs_t[:, 1:]], dim=1)
     stats = _stats(probs_t, entropy, torch.as_tensor(tissue_share, dtype=torch.float32))
     return {

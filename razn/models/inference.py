@@ -27,7 +27,7 @@ def predict_probs(model: Segmenter, patches: np.ndarray, batch_size: int = 16) -
     device = next(model.parameters()).device
     outputs = []
     for start in range(0, len(patches), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(patches[start : start + batch_size]))
+        batch = torch.tensor(patches[start : start + batch_size])  # copies: inputs may be read-only
         batch = batch.to(device).permute(0, 3, 1, 2)
         outputs.append(torch.softmax(model(batch).float(), dim=1).cpu().numpy())
     if not outputs:

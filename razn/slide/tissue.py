@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from razn.config import check_range
+from razn.geometry import centre_indices
 from razn.slide.base import Slide
 from razn.slide.levels import level_size, read_at_downsample
 
@@ -95,6 +96,19 @@ class TissueMask:
     def fraction(self) -> float:
         """Share of the slide's area that is tissue."""
         return float(self.mask.mean()) if self.mask.size else 0.0
+
+    def sample(
+        self, location: tuple[float, float], downsample: float, size: tuple[int, int]
+    ) -> np.ndarray:
+        """Tissue ``bool [h, w]`` at ``downsample`` for the box at level-0 ``location`` of ``size``
+        (nearest neighbour at pixel centres; outside the slide is not tissue)."""
+        rows = centre_indices(location[1], downsample, int(size[1]), self.downsample)
+        cols = centre_indices(location[0], downsample, int(size[0]), self.downsample)
+        height, width = self.mask.shape
+        out = np.zeros((len(rows), len(cols)), bool)
+        in_y, in_x = (rows >= 0) & (rows < height), (cols >= 0) & (cols < width)
+        out[np.ix_(in_y, in_x)] = self.mask[np.ix_(rows[in_y], cols[in_x])]
+        return out
 
     def fraction_in(self, location: tuple[int, int], extent: tuple[float, float]) -> float:
         """Share of tissue in the level-0 box at ``location`` of size ``extent`` (level-0 px)."""

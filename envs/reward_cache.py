@@ -1,0 +1,264 @@
+"""The reward cache: f_i's errors and the policy observations of every node, computed once.
+
+Rewards depend only on the segmenters' outputs and the ground truth, so for every
+training slide razn runs f_0 … f_m once over the full zoom tree of each tissue root
+and stores, per working level ``j``:
+
+* ``errors``: pixels f_j gets wrong in each node, counted at the evaluation
+  resolution on non-ignored pixels inside the slide (areas outside tissue are
+  predicted background, as the engine outputs them);
+* ``area``: the number of such pixels;
+* ``image``, ``seg``, ``stats``: the observation g_j sees (levels below the finest).
+
+Arrays are shaped ``(R, n, n, …)`` with ``R`` roots and ``n = r^j`` (see
+:mod:`razn.rewards`). A slide's cache lives in ``<cache dir>/<key>.zarr`` where the
+key hashes every input (slide and mask files, segmenter weights, geometry,
+tissue, observation and evaluation settings), so it is rebuilt exactly when one
+of them changes and reused otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from razn.config import to_dict
+from razn.data.masks import LabelMask, open_mask
+from razn.geometry import ZoomGeometry
+from razn.models import Segmenter, predict_probs
+from razn.observation import make_observations
+from razn.rewards import block_sums, to_eval_grid
+from razn.run_config import RunConfig
+from razn.slide import Slide, open_slide, read_at_downsample
+from razn.slide.tissue import TissueMask, detect_tissue
+
+CACHE_FORMAT = "razn-reward-cache/1"
+OBSERVATION_KEYS = ("image", "seg", "stats")
+
+
+@dataclass
+class LevelTable:
+    """Cached values of one working level for some roots; arrays lead with ``(R, n, n)``."""
+
+    errors: np.ndarray
+    area: np.ndarray
+    observations: dict[str, np.ndarray]
+
+    @staticmethod
+    def concatenate(tables: Sequence[LevelTable]) -> LevelTable:
+        return LevelTable(
+            np.concatenate([t.errors for t in tables]),
+            np.concatenate([t.area for t in tables]),
+            {
+                key: np.concatenate([t.observations[key] for t in tables])
+                for key in tables[0].observations
+            },
+        )
+
+
+def cache_key(
+    slide_path: Path, mask_path: Path, segmenter_paths: Sequence[Path], config: RunConfig
+) -> str:
+    """A hash of every input that changes a slide's cached values."""
+    inputs = {
+        "format": CACHE_FORMAT,
+        "slide": _file_identity(slide_path),
+        "mask": _file_identity(mask_path),
+        "segmenters": [_file_digest(p) for p in segmenter_paths],
+        "levels": to_dict(config.levels),
+        "classes": list(config.data.class_names),
+        "tissue": to_dict(config.tissue),
+        "observation": to_dict(config.observation),
+        "eval_downsample": config.eval_downsample,
+    }
+    blob = json.dumps(inputs, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def ensure_slide_cache(
+    slide_path: Path,
+    mask_path: Path,
+    segmenters: Sequence[Segmenter],
+    segmenter_paths: Sequence[Path],
+    config: RunConfig,
+    cache_dir: Path,
+) -> Path:
+    """The cache of one slide, built unless an up-to-date one exists; returns its path."""
+    key = cache_key(slide_path, mask_path, segmenter_paths, config)
+    target = cache_dir / f"{Path(slide_path).name}-{key}.zarr"
+    if (target / "zarr.json").exists() and _is_complete(target):
+        return target
+    with open_slide(slide_path) as slide, open_mask(mask_path, slide.dimensions) as mask:
+        tables, roots = build_slide_tables(slide, mask, segmenters, config)
+    write_tables(
+        target, tables, roots, {"key": key, "slide": str(slide_path), "mask": str(mask_path)}
+    )
+    return target
+
+
+def build_slide_tables(
+    slide: Slide, mask: LabelMask, segmenters: Sequence[Segmenter], config: RunConfig
+) -> tuple[list[LevelTable], np.ndarray]:
+    """Per-level tables for every tissue root of ``slide``, and the roots' ``(col, row)``."""
+    geometry = config.levels.geometry()
+    if len(segmenters) != geometry.num_levels:
+        raise ValueError(f"need {geometry.num_levels} segmenters, got {len(segmenters)}")
+    tissue = detect_tissue(slide, config.tissue)
+    roots = tissue_roots(geometry, slide.dimensions, tissue)
+    per_root = [
+        root_tables(slide, mask, tissue, geometry.location(root), segmenters, config)
+        for root in roots
+    ]
+    coords = np.array([(r.col, r.row) for r in roots], np.int32).reshape(-1, 2)
+    if not per_root:
+        return [_empty_table(config, j) for j in range(geometry.num_levels)], coords
+    tables = [LevelTable.concatenate([t[j] for t in per_root]) for j in range(geometry.num_levels)]
+    return tables, coords
+
+
+def tissue_roots(geometry: ZoomGeometry, dimensions: tuple[int, int], tissue: TissueMask) -> list:
+    """The root nodes holding any tissue."""
+    extent = geometry.extent(0)
+    return [
+        node
+        for node in geometry.roots(dimensions)
+        if tissue.fraction_in(geometry.location(node), (extent, extent)) > 0
+    ]
+
+
+def root_tables(
+    slide: Slide,
+    mask: LabelMask,
+    tissue: TissueMask,
+    location: tuple[int, int],
+    segmenters: Sequence[Segmenter],
+    config: RunConfig,
+) -> list[LevelTable]:
+    """Tables of one root: every level's nodes under it, ``(1, n, n, …)`` arrays."""
+    geometry = config.levels.geometry()
+    eval_ds = config.eval_downsample
+    eval_size = round(geometry.extent(0) / eval_ds)
+    labels = mask.read_labels(location, eval_ds, (eval_size, eval_size))
+    valid = _inside_slide(location, eval_ds, eval_size, slide.dimensions) & (labels != 255)
+    tables = []
+    for level, segmenter in enumerate(segmenters):
+        n = geometry.rate**level
+        downsample = geometry.downsamples[level]
+        size = geometry.patch_size * n
+        patches = split_patches(read_at_downsample(slide, location, downsample, (size, size)), n)
+        probs = predict_probs(segmenter, patches)
+        on_tissue = split_patches(tissue.sample(location, downsample, (size, size)), n)
+        prediction = np.where(on_tissue, probs.argmax(axis=1), 0).astype(np.uint8)
+        predicted = to_eval_grid(merge_patches(prediction, n), downsample / eval_ds)
+        errors = block_sums((predicted != labels) & valid, n).astype(np.float64)
+        area = block_sums(valid, n).astype(np.float64)
+        observations = {}
+        if level < geometry.finest_level:
+            share = on_tissue.mean(axis=(1, 2))
+            obs = make_observations(patches, probs, share, config.observation)
+            observations = {k: v.reshape(1, n, n, *v.shape[1:]) for k, v in obs.items()}
+        tables.append(LevelTable(errors[None], area[None], observations))
+    return tables
+
+
+def split_patches(region: np.ndarray, n: int) -> np.ndarray:
+    """``(n·P, n·P, …)`` → ``(n², P, P, …)``, row by row."""
+    size = region.shape[0] // n
+    rest = region.shape[2:]
+    blocks = region.reshape(n, size, n, size, *rest).swapaxes(1, 2)
+    return blocks.reshape(n * n, size, size, *rest)
+
+
+def merge_patches(patches: np.ndarray, n: int) -> np.ndarray:
+    """Inverse of :func:`split_patches`."""
+    size = patches.shape[1]
+    rest = patches.shape[3:]
+    return (
+        patches.reshape(n, n, size, size, *rest).swapaxes(1, 2).reshape(n * size, n * size, *rest)
+    )
+
+
+def write_tables(
+    target: Path, tables: Sequence[LevelTable], roots: np.ndarray, attrs: dict
+) -> None:
+    """Write ``tables`` to a zarr group; the ``complete`` attribute is set last."""
+    import zarr
+
+    group = zarr.open_group(str(target), mode="w")
+    group.create_array("roots", data=roots)
+    for level, table in enumerate(tables):
+        sub = group.create_group(f"level{level}")
+        sub.create_array("errors", data=table.errors)
+        sub.create_array("area", data=table.area)
+        for key, values in table.observations.items():
+            sub.create_array(key, data=values)
+    group.attrs.update({**attrs, "format": CACHE_FORMAT, "levels": len(tables)})
+    group.attrs["complete"] = True  # written last: a half-written cache is never reused
+
+
+def read_tables(paths: Sequence[Path]) -> tuple[list[LevelTable], list[np.ndarray]]:
+    """Load slide caches into memory, concatenated along the root axis."""
+    import zarr
+
+    per_slide, roots = [], []
+    for path in paths:
+        group = zarr.open_group(str(path), mode="r")
+        levels = int(group.attrs["levels"])
+        per_slide.append([_read_level(group[f"level{j}"]) for j in range(levels)])
+        roots.append(np.asarray(group["roots"][:]))
+    tables = [LevelTable.concatenate([s[j] for s in per_slide]) for j in range(len(per_slide[0]))]
+    return tables, roots
+
+
+def _read_level(group) -> LevelTable:
+    observations = {k: np.asarray(group[k][:]) for k in OBSERVATION_KEYS if k in group}
+    return LevelTable(np.asarray(group["errors"][:]), np.asarray(group["area"][:]), observations)
+
+
+def _is_complete(target: Path) -> bool:
+    import zarr
+
+    try:
+        group = zarr.open_group(str(target), mode="r")
+    except Exception:  # an unreadable half-written cache is rebuilt
+        return False
+    return bool(group.attrs.get("complete")) and group.attrs.get("format") == CACHE_FORMAT
+
+
+def _empty_table(config: RunConfig, level: int) -> LevelTable:
+    n = config.levels.geometry().rate ** level
+    s, k = config.observation.size, config.data.num_classes
+    observations = {}
+    if level < config.levels.geometry().finest_level:
+        observations = {
+            "image": np.zeros((0, n, n, 3, s, s), np.uint8),
+            "seg": np.zeros((0, n, n, k, s, s), np.uint8),
+            "stats": np.zeros((0, n, n, 5 + k), np.float32),
+        }
+    return LevelTable(np.zeros((0, n, n)), np.zeros((0, n, n)), observations)
+
+
+def _inside_slide(location, downsample: float, size: int, dimensions) -> np.ndarray:
+    """Evaluation pixels whose centre lies inside the slide."""
+    xs = location[0] + (np.arange(size) + 0.5) * downsample
+    ys = location[1] + (np.arange(size) + 0.5) * downsample
+    return (ys[:, None] < dimensions[1]) & (xs[None, :] < dimensions[0])
+
+
+def _file_identity(path: Path) -> list:
+    path = Path(path).resolve()
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

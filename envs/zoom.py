@@ -1,0 +1,164 @@
+"""``razn/Zoom-v0``: decide zoom or break for patches of one working level."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.reward_cache import LevelTable, read_tables
+from razn.observation import ObservationConfig, observation_space
+from razn.rewards import RewardConfig, zoom_cost, zoom_outcome, zoom_reward
+
+
+class ZoomEnv(gym.Env):
+    """Zoom or break, for the patches of one working level of a tiled slide pyramid.
+
+    ## Description
+    RAZN segments a whole-slide image level by level: a policy g_i looks at a patch
+    at working level L_i and either **breaks** (f_i's segmentation of the patch is
+    final) or **zooms** (the area is read again at r× the resolution as r² patches
+    for level i+1). This environment serves one level i. Each step shows one patch
+    (a node of the zoom tree of a training slide) and rewards the decision. Patches
+    come from a reward cache built once per slide (see :mod:`envs.reward_cache`), so a
+    step is an array look-up.
+
+    ## Action Space
+    ``Discrete(2)``: 0 = break, 1 = zoom.
+
+    ## Observation Space
+    ``Dict`` of ``"image"`` ``Box(0, 255, (3, S, S), uint8)`` (the patch, area-downsized),
+    ``"seg"`` ``Box(0, 255, (K, S, S), uint8)`` (f_i's normalised entropy and foreground
+    probabilities) and ``"stats"`` ``Box(0, 1, (5 + K,), float32)`` (summaries of f_i's
+    output and the tissue share); see :mod:`razn.observation`.
+
+    ## Rewards
+    Break: 0. Zoom: ``(err_break − err_zoom) / area − λ · cost_zoom`` where ``err_break``
+    counts the pixels f_i gets wrong in the patch, ``err_zoom`` those its children get
+    wrong when each follows the next level's policy (or f_{i+1} alone when level i+1
+    is the finest or has no policy yet), ``area`` the patch's evaluated pixels, and
+    ``cost_zoom`` the segmentations and policy calls the zoom adds, in units of one
+    patch segmentation (see :mod:`razn.rewards`).
+
+    ## Starting State
+    A patch drawn from all cached patches of the level (uniformly, or half from
+    patches where zooming pays and half from the rest with ``sampling="balanced"``).
+
+    ## Episode End
+    Decisions do not change later patches (a contextual bandit), so an episode is
+    ``episode_length`` independent patches; it terminates after the last one.
+
+    ## Arguments
+    * ``cache``: slide cache paths (``.zarr``) or already loaded ``(tables, roots)``.
+    * ``level``: the working level i (0 = coarsest; must be below the finest).
+    * ``reward``: λ and the policy-call cost (:class:`razn.rewards.RewardConfig`).
+    * ``observation``: the observation size (:class:`razn.observation.ObservationConfig`).
+    * ``rate``: the zoom rate r.
+    * ``zoom``: decisions of the trained policies of deeper levels, ``{level: bool array
+      (R, n, n)}`` over the same cached nodes; missing levels break.
+    * ``episode_length``, ``sampling``: as above.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's convention
+
+    def __init__(
+        self,
+        cache: Sequence[str | Path] | tuple[list[LevelTable], Any],
+        level: int,
+        reward: RewardConfig | None = None,
+        observation: ObservationConfig | None = None,
+        rate: int = 2,
+        zoom: Mapping[int, np.ndarray] | None = None,
+        episode_length: int = 64,
+        sampling: Literal["uniform", "balanced"] = "uniform",
+    ):
+        tables = cache[0] if isinstance(cache, tuple) else read_tables([Path(p) for p in cache])[0]
+        if not 0 <= level < len(tables) - 1:
+            raise ValueError(
+                f"level must be in 0..{len(tables) - 2} (below the finest), got {level}"
+            )
+        if episode_length < 1:
+            raise ValueError(f"episode_length must be positive, got {episode_length}")
+        self.level = level
+        self.reward_config = reward or RewardConfig()
+        self.episode_length = episode_length
+        self.sampling = sampling
+        table = tables[level]
+        self._observations = {k: _flat(v, 3) for k, v in table.observations.items()}
+        self.rewards = _flat(zoom_rewards(tables, level, rate, zoom or {}, self.reward_config), 3)
+        if len(self.rewards) == 0:
+            raise ValueError("the reward cache holds no patches (no tissue in its slides?)")
+        num_classes = self._observations["seg"].shape[1]
+        self.observation_space = observation_space(observation or ObservationConfig(), num_classes)
+        self.action_space = spaces.Discrete(2)
+        self._pools = _sampling_pools(self.rewards, sampling)
+        self._index = 0
+        self._step = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        self._step = 0
+        self._index = self._draw()
+        return self._observation(), {"node": self._index}
+
+    def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be 0 (break) or 1 (zoom), got {action!r}")
+        zoom_value = float(self.rewards[self._index])
+        reward = zoom_value if int(action) == 1 else 0.0
+        info = {"node": self._index, "zoom_reward": zoom_value, "zoomed": int(action) == 1}
+        self._step += 1
+        terminated = self._step >= self.episode_length
+        if not terminated:
+            self._index = self._draw()
+        return self._observation(), reward, terminated, False, info
+
+    @property
+    def num_patches(self) -> int:
+        return len(self.rewards)
+
+    def _draw(self) -> int:
+        pool = self._pools[int(self.np_random.integers(len(self._pools)))]
+        return int(pool[self.np_random.integers(len(pool))])
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        # Copies: callers (SB3 buffers) keep what they are given.
+        return {key: values[self._index].copy() for key, values in self._observations.items()}
+
+
+def zoom_rewards(
+    tables: Sequence[LevelTable],
+    level: int,
+    rate: int,
+    zoom: Mapping[int, np.ndarray],
+    config: RewardConfig,
+) -> np.ndarray:
+    """The reward of zooming every cached node of ``level``, ``(R, n, n)``."""
+    errors = [t.errors for t in tables]
+    outcome = zoom_outcome(errors, zoom, level, rate)
+    cost = zoom_cost(outcome, config)
+    return zoom_reward(errors[level], outcome.errors, tables[level].area, cost, config.lam)
+
+
+def _flat(values: np.ndarray, leading: int) -> np.ndarray:
+    return values.reshape(-1, *values.shape[leading:])
+
+
+def _sampling_pools(rewards: np.ndarray, sampling: str) -> list[np.ndarray]:
+    everything = np.arange(len(rewards))
+    if sampling == "uniform":
+        return [everything]
+    if sampling != "balanced":
+        raise ValueError(f"sampling must be 'uniform' or 'balanced', got {sampling!r}")
+    pays = everything[rewards > 0]
+    rest = everything[rewards <= 0]
+    return [pool for pool in (pays, rest) if len(pool)] or [everything]

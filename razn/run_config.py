@@ -1,0 +1,96 @@
+"""The configuration of a razn run: one typed tree, loaded from ``configs/*.yaml``.
+
+Every section is a frozen dataclass owned by the module that uses it; this module
+only gathers them. The resolved config is written into each run directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from razn.config import check_range, load_config
+from razn.errors import ConfigError
+from razn.geometry import ZoomGeometry
+from razn.models.factory import SegmenterConfig
+from razn.observation import ObservationConfig
+from razn.rewards import RewardConfig
+from razn.slide.tissue import TissueConfig
+
+
+@dataclass(frozen=True)
+class LevelsConfig:
+    """The working levels of the zoom hierarchy."""
+
+    downsamples: tuple[float, ...] = (8.0, 4.0, 2.0, 1.0)
+    """Working downsamples relative to level 0, coarsest first, one integer rate apart."""
+    patch_size: int = 256
+    """Patch side in pixels at every working level."""
+
+    def __post_init__(self) -> None:
+        self.geometry()  # validates
+
+    def geometry(self) -> ZoomGeometry:
+        return ZoomGeometry(self.downsamples, self.patch_size)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The dataset and its classes."""
+
+    manifest: Path | None = None
+    """The dataset manifest CSV (``slide,mask,split``); relative paths are from the working directory."""
+    class_names: tuple[str, ...] = ("background", "tumour")
+    """Name of every class value 0…K−1 in the masks (255 is ignore)."""
+
+    def __post_init__(self) -> None:
+        check_range("data.class_names (count)", len(self.class_names), 2, 254)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Where errors are counted."""
+
+    downsample: float | None = None
+    """Evaluation resolution (level-0 px per pixel); None means the finest working level."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a razn run needs; sections are documented in their own classes."""
+
+    name: str = "razn"
+    """Run name, used for the run directory when none is given."""
+    seed: int = 0
+    """Seed of every random choice in the run."""
+    levels: LevelsConfig = field(default_factory=LevelsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tissue: TissueConfig = field(default_factory=TissueConfig)
+    model: SegmenterConfig = field(default_factory=SegmenterConfig)
+    observation: ObservationConfig = field(default_factory=ObservationConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def __post_init__(self) -> None:
+        finest = self.levels.downsamples[-1]
+        eval_ds = self.evaluation.downsample
+        if eval_ds is not None and not any(
+            abs(eval_ds - d) < 1e-9 for d in self.levels.downsamples
+        ):
+            raise ConfigError(
+                f"evaluation.downsample {eval_ds} must be one of the working downsamples "
+                f"{list(self.levels.downsamples)} (default: the finest, {finest})"
+            )
+
+    @property
+    def eval_downsample(self) -> float:
+        return self.evaluation.downsample or self.levels.downsamples[-1]
+
+
+def load_run_config(path: str | Path | None = None, overrides: tuple[str, ...] = ()) -> RunConfig:
+    """Load a :class:`RunConfig` from YAML (or defaults) with ``key=value`` overrides."""
+    return load_config(RunConfig, path, overrides)

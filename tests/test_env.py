@@ -1,0 +1,158 @@
+"""The reward cache and the ``razn/Zoom-v0`` environment."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import envs  # noqa: F401 - registers razn/Zoom-v0
+from envs.reward_cache import ensure_slide_cache, merge_patches, read_tables, split_patches
+from razn.config import load_config
+from razn.models import SegmenterConfig, create_segmenter, save_segmenter
+from razn.run_config import RunConfig
+from razn.slide import write_zarr_slide
+
+TINY_MODEL = SegmenterConfig(encoder_depth=3, decoder_channels=(16, 8, 8))
+
+
+def tiny_config(**overrides: object) -> RunConfig:
+    settings = [
+        "levels.downsamples=[4, 2, 1]",
+        "levels.patch_size=32",
+        "observation.size=36",
+        "tissue.smoothing_um=0",
+        "tissue.closing_um=0",
+        "tissue.min_object_um2=0",
+        "tissue.mpp=4",
+        "model.encoder_depth=3",
+        "model.decoder_channels=[16, 8, 8]",
+    ] + [f"{k}={v}" for k, v in overrides.items()]
+    return load_config(RunConfig, None, settings)
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory):
+    """A 300x200 slide (not a multiple of the 128 px root), its mask and a 3-level cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    rng = np.random.default_rng(0)
+    image = np.full((200, 300, 3), 240, np.uint8)
+    image[20:180, 30:270] = rng.integers(120, 200, (160, 240, 3))
+    labels = np.zeros((200, 300), np.uint8)
+    labels[60:140, 100:220] = 1
+    slide = write_zarr_slide(folder / "slide.zarr", [image], mpp=(1.0, 1.0), chunk=64)
+    import zarr
+
+    zarr.save_array(str(folder / "mask.zarr"), labels)
+    config = tiny_config()
+    torch.manual_seed(0)
+    models = [create_segmenter(TINY_MODEL, 2).eval() for _ in range(3)]
+    paths = [
+        save_segmenter(m, TINY_MODEL, folder / f"f{i}.safetensors") for i, m in enumerate(models)
+    ]
+    path = ensure_slide_cache(slide, folder / "mask.zarr", models, paths, config, folder / "cache")
+    return path, config, models, paths, folder
+
+
+def test_split_and_merge_patches_are_inverse():
+    region = np.arange(6 * 6 * 2).reshape(6, 6, 2)
+    patches = split_patches(region, 3)
+    assert patches.shape == (9, 2, 2, 2)
+    np.testing.assert_array_equal(patches[5], region[2:4, 4:6])
+    np.testing.assert_array_equal(merge_patches(patches, 3), region)
+
+
+def test_cache_shapes_areas_and_reuse(tiny_cache):
+    path, config, models, paths, folder = tiny_cache
+    tables, roots = read_tables([path])
+    np.testing.assert_array_equal(roots[0], [[0, 0], [1, 0], [2, 0], [0, 1], [1, 1], [2, 1]])
+    assert [t.errors.shape for t in tables] == [(6, 1, 1), (6, 2, 2), (6, 4, 4)]
+    # Evaluated area: every level-0 pixel of the 300x200 slide, exactly once per level.
+    assert [t.area.sum() for t in tables] == [300 * 200] * 3
+    assert tables[0].area[2, 0, 0] == (300 - 256) * 128  # the clipped corner roots
+    assert tables[0].observations["image"].shape == (6, 1, 1, 3, 36, 36)
+    assert "image" not in tables[2].observations  # no policy at the finest level
+    again = ensure_slide_cache(
+        folder / "slide.zarr", folder / "mask.zarr", models, paths, config, folder / "cache"
+    )
+    assert again == path  # reused: same inputs, same key
+
+
+def test_env_passes_gymnasium_and_sb3_checks(tiny_cache):
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    path, config, *_ = tiny_cache
+    for level in range(config.levels.geometry().finest_level):
+        env = gym.make(
+            "razn/Zoom-v0",
+            cache=[path],
+            level=level,
+            observation=config.observation,
+            episode_length=8,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            gym_check_env(env.unwrapped, skip_render_check=True)
+            sb3_check_env(env.unwrapped, warn=True)
+
+
+def test_same_seed_same_rollout(tiny_cache):
+    path, config, *_ = tiny_cache
+
+    def rollout(seed):
+        env = gym.make(
+            "razn/Zoom-v0", cache=[path], level=1, observation=config.observation, episode_length=10
+        )
+        _, info = env.reset(seed=seed)
+        nodes, rewards = [info["node"]], []
+        for step in range(10):
+            _obs, reward, terminated, truncated, info = env.step(step % 2)
+            nodes.append(info["node"])
+            rewards.append(reward)
+        assert terminated and not truncated
+        return nodes, rewards
+
+    assert rollout(3) == rollout(3)
+    assert rollout(3) != rollout(4)
+
+
+def _hand_built_tables(parent_errors: float, child_errors: list[float]):
+    from envs.reward_cache import LevelTable
+
+    observations = {
+        "image": np.zeros((1, 1, 1, 3, 36, 36), np.uint8),
+        "seg": np.zeros((1, 1, 1, 2, 36, 36), np.uint8),
+        "stats": np.zeros((1, 1, 1, 7), np.float32),
+    }
+    parent = LevelTable(np.array([[[parent_errors]]]), np.array([[[1000.0]]]), observations)
+    children = LevelTable(np.array(child_errors).reshape(1, 2, 2), np.full((1, 2, 2), 250.0), {})
+    return [parent, children], None
+
+
+@pytest.mark.parametrize(
+    ("parent", "children", "expected"),
+    [
+        (300.0, [0.0, 0.0, 0.0, 0.0], 300 / 1000 - 0.01 * 4),  # f_0 wrong, children right
+        (40.0, [10.0, 10.0, 10.0, 10.0], -0.01 * 4),  # zooming changes nothing
+    ],
+)
+def test_env_rewards_on_hand_built_cache(parent, children, expected):
+    from razn.observation import ObservationConfig
+    from razn.rewards import RewardConfig
+
+    env = gym.make(
+        "razn/Zoom-v0",
+        cache=_hand_built_tables(parent, children),
+        level=0,
+        reward=RewardConfig(lam=0.01),
+        observation=ObservationConfig(size=36),
+        episode_length=2,
+    )
+    env.reset(seed=0)
+    _, zoom_reward, *_ = env.step(1)
+    _, break_reward, *_ = env.step(0)
+    assert zoom_reward == pytest.approx(expected) and break_reward == 0.0
