@@ -20,17 +20,10 @@ def slide_dimensions(value: str) -> tuple[int, int]:
         if w > 0 and h > 0:
             return w, h
         raise SlideError(f"slide dimensions {value!r} must be positive, e.g. 100000x80000")
-    import openslide
+    from razn.slide import open_slide
 
-    try:
-        with openslide.OpenSlide(value) as slide:
-            return tuple(slide.dimensions)  # type: ignore[return-value]
-    except (openslide.OpenSlideError, OSError) as exc:
-        raise SlideError(
-            f"cannot open the slide to get its size ({type(exc).__name__}: {exc}); "
-            "give a slide OpenSlide reads, or its level-0 size as WxH",
-            value,
-        ) from None
+    with open_slide(value) as slide:  # a SlideError names the file and the reason
+        return slide.dimensions
 
 
 def parse_labels(items: tuple[str, ...]) -> dict[str, int]:

@@ -1,0 +1,1 @@
+"""Data: slides' ground truth (masks, annotations), manifests and synthetic data."""
