@@ -29,10 +29,10 @@ import numpy as np
 
 from razn.config import to_dict
 from razn.data.masks import LabelMask, open_mask
-from razn.geometry import ZoomGeometry
+from razn.geometry import ZoomGeometry, resample_labels
 from razn.models import Segmenter, predict_probs
 from razn.observation import make_observations
-from razn.rewards import block_sums, to_eval_grid
+from razn.rewards import block_sums
 from razn.run_config import RunConfig
 from razn.slide import Slide, open_slide, read_at_downsample
 from razn.slide.tissue import TissueMask, detect_tissue
@@ -154,7 +154,7 @@ def root_tables(
         probs = predict_probs(segmenter, patches)
         on_tissue = split_patches(tissue.sample(location, downsample, (size, size)), n)
         prediction = np.where(on_tissue, probs.argmax(axis=1), 0).astype(np.uint8)
-        predicted = to_eval_grid(merge_patches(prediction, n), downsample / eval_ds)
+        predicted = resample_labels(merge_patches(prediction, n), downsample / eval_ds)
         errors = block_sums((predicted != labels) & valid, n).astype(np.float64)
         area = block_sums(valid, n).astype(np.float64)
         observations = {}

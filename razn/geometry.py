@@ -155,3 +155,18 @@ def centre_indices(
     """
     centres = (start + (np.arange(count) + 0.5) * downsample) / source_downsample
     return np.floor(centres + 1e-7).astype(np.int64)
+
+
+def resample_labels(prediction: np.ndarray, ratio: float) -> np.ndarray:
+    """Resample a label image by nearest neighbour between two grids of the zoom lattice.
+
+    Args:
+        prediction: ``(h, w)`` labels at downsample ``d``.
+        ratio: ``d / d_target``; an integer >= 1 repeats pixels, ``1 / q`` for an integer
+            ``q`` keeps the pixel under each target pixel's centre.
+    """
+    if ratio >= 1:
+        k = round(ratio)
+        return np.repeat(np.repeat(prediction, k, axis=0), k, axis=1) if k > 1 else prediction
+    q = round(1 / ratio)
+    return prediction[q // 2 :: q, q // 2 :: q]

@@ -129,21 +129,6 @@ def zoom_reward(
     return gain - lam * np.asarray(cost, np.float64)
 
 
-def to_eval_grid(prediction: np.ndarray, ratio: float) -> np.ndarray:
-    """Resample a label image by nearest neighbour from a level to the evaluation grid.
-
-    Args:
-        prediction: ``(h, w)`` labels at working downsample ``d``.
-        ratio: ``d / d_eval``; an integer >= 1 repeats pixels, ``1 / q`` for an integer
-            ``q`` keeps the pixel under each evaluation pixel's centre.
-    """
-    if ratio >= 1:
-        k = round(ratio)
-        return np.repeat(np.repeat(prediction, k, axis=0), k, axis=1) if k > 1 else prediction
-    q = round(1 / ratio)
-    return prediction[q // 2 :: q, q // 2 :: q]
-
-
 def block_sums(values: np.ndarray, blocks: int) -> np.ndarray:
     """Sum a square ``(s, s)`` array over a ``blocks × blocks`` grid of equal squares."""
     size = values.shape[0] // blocks

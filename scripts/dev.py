@@ -94,7 +94,7 @@ def run_demo(python: Path, demo_args: list[str]) -> None:
             *demo_args,
         ]
     )
-    slides = sorted(str(p) for p in out.glob("*.svs"))
+    slides = sorted(str(p) for p in (out / "slides").glob("*.tiff"))
     run([*razn, "info", *slides])
 
 

@@ -1,0 +1,119 @@
+"""Decision functions: the only thing that differs between razn and its baselines.
+
+A decider answers, for a batch of nodes of one working level, which to zoom and
+with what probability. Deciders that need no observation (``ud``, ``cip``,
+``fixed-i``, ``random``) are asked before anything is read, so a baseline never
+pays for reads or segmentations it does not use; the others see the observation
+built from f_i's output (:mod:`razn.observation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from razn.errors import RaznError
+
+Decision = tuple[np.ndarray, np.ndarray]
+"""``(zoom: bool (N,), zoom_probability: float32 (N,))``."""
+
+
+class Decider(Protocol):
+    """Chooses zoom (True) or break (False) for nodes of one level."""
+
+    name: str
+    needs_observation: bool
+
+    def decide(
+        self, level: int, count: int, observations: dict[str, np.ndarray] | None
+    ) -> Decision:
+        """Decisions for ``count`` nodes of ``level`` (observations given iff needed)."""
+        ...
+
+
+def _constant(count: int, zoom: bool) -> Decision:
+    return np.full(count, zoom), np.full(count, float(zoom), np.float32)
+
+
+@dataclass
+class FixedLevel:
+    """Zoom every node above ``level`` and break there: ``ud`` is level 0, ``cip`` the finest."""
+
+    level: int
+    name: str = "fixed"
+    needs_observation: bool = False
+
+    def decide(
+        self, level: int, count: int, observations: dict[str, np.ndarray] | None
+    ) -> Decision:
+        return _constant(count, level < self.level)
+
+
+@dataclass
+class RandomZoom:
+    """Zoom each node with probability ``probability[level]`` (seeded)."""
+
+    probability: Sequence[float]
+    seed: int = 0
+    name: str = "random"
+    needs_observation: bool = False
+    _rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    def decide(
+        self, level: int, count: int, observations: dict[str, np.ndarray] | None
+    ) -> Decision:
+        p = float(self.probability[level])
+        return self._rng.random(count) < p, np.full(count, p, np.float32)
+
+
+@dataclass
+class UncertaintyThreshold:
+    """Zoom where f_i's mean normalised entropy exceeds ``thresholds[level]``."""
+
+    thresholds: Sequence[float]
+    name: str = "uncertainty"
+    needs_observation: bool = True
+
+    def decide(
+        self, level: int, count: int, observations: dict[str, np.ndarray] | None
+    ) -> Decision:
+        if observations is None:
+            raise RaznError("the uncertainty decider needs observations")
+        entropy = observations["stats"][:, 0]
+        return entropy > self.thresholds[level], entropy.astype(np.float32)
+
+
+@dataclass
+class PolicyDecider:
+    """The learned policies g_i (Stable-Baselines3): zoom where P(zoom) > 0.5."""
+
+    policies: Mapping[int, object]
+    name: str = "razn"
+    needs_observation: bool = True
+
+    def decide(
+        self, level: int, count: int, observations: dict[str, np.ndarray] | None
+    ) -> Decision:
+        if observations is None:
+            raise RaznError("the policy decider needs observations")
+        policy = self.policies.get(level)
+        if policy is None:  # no policy at this level: f_i decides alone
+            return _constant(count, False)
+        probability = zoom_probability(policy, observations)
+        return probability > 0.5, probability
+
+
+def zoom_probability(policy: object, observations: dict[str, np.ndarray]) -> np.ndarray:
+    """P(zoom) of an SB3 policy (``model.policy``) for a batch of observations."""
+    import torch
+
+    with torch.inference_mode():
+        tensor, _ = policy.obs_to_tensor(observations)  # type: ignore[attr-defined]
+        distribution = policy.get_distribution(tensor)  # type: ignore[attr-defined]
+        return distribution.distribution.probs[:, 1].float().cpu().numpy()

@@ -1,0 +1,71 @@
+"""Stitch per-patch label masks into one full-slide zarr label array, chunk by chunk.
+
+The output array is at downsample ``d_out`` (level-0 px per output pixel; by default
+the finest working level). Its chunks are exactly the output footprint of one
+finest-level patch, so every patch of every level covers whole chunks at aligned
+offsets: a write never touches a chunk another patch owns, and nothing but the
+chunks being written is ever held in memory. Unwritten chunks read as the fill value
+0 (background), which is what areas outside tissue are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from razn.errors import RaznError
+from razn.geometry import Node, ZoomGeometry, resample_labels
+from razn.slide.levels import level_size
+
+
+class LabelWriter:
+    """Writes final patch masks into ``<path>`` (a zarr v3 array of uint8 labels).
+
+    Args:
+        path: where the array is created (replaced if it exists).
+        geometry: the zoom geometry (patch size, working downsamples).
+        dimensions: the slide's level-0 ``(w, h)``.
+        downsample: output resolution; must divide the coarsest working downsample
+            by a power of the zoom rate, like the working levels do.
+    """
+
+    def __init__(
+        self, path: Path, geometry: ZoomGeometry, dimensions: tuple[int, int], downsample: float
+    ):
+        import zarr
+
+        self.geometry = geometry
+        self.dimensions = dimensions
+        self.downsample = float(downsample)
+        chunk = geometry.extent(geometry.finest_level) / self.downsample
+        if abs(chunk - round(chunk)) > 1e-9 or chunk < 1:
+            raise RaznError(
+                f"output downsample {downsample} must divide the finest patch extent "
+                f"{geometry.extent(geometry.finest_level)} (level-0 px) into whole pixels"
+            )
+        self.chunk = round(chunk)
+        width, height = level_size(dimensions, self.downsample)
+        self.array = zarr.create_array(
+            store=str(path),
+            shape=(height, width),
+            chunks=(min(self.chunk, height), min(self.chunk, width)),
+            dtype="uint8",
+            fill_value=0,
+            overwrite=True,
+            dimension_names=("y", "x"),
+        )
+        self.pixels_written = 0
+
+    def write(self, node: Node, labels: np.ndarray) -> None:
+        """Write the ``(P, P)`` labels of a final ``node`` (at its own level's resolution)."""
+        ratio = self.geometry.downsamples[node.level] / self.downsample
+        block = resample_labels(labels, ratio)
+        x, y = self.geometry.location(node)
+        x0, y0 = round(x / self.downsample), round(y / self.downsample)
+        height, width = self.array.shape
+        h, w = min(block.shape[0], height - y0), min(block.shape[1], width - x0)
+        if h <= 0 or w <= 0:
+            return
+        self.array[y0 : y0 + h, x0 : x0 + w] = block[:h, :w]
+        self.pixels_written += h * w

@@ -1,0 +1,258 @@
+"""The zoom engine: segment one slide level by level, zooming where the decider says.
+
+1. Tissue detection; the root grid at L_0 keeps roots holding any tissue.
+2. Level by level, in batches: read the patches, run f_i (and the decider), write
+   the breaks, expand the zooms into their r² children at L_{i+1}; at L_m every
+   node breaks. Nodes without tissue are background and cost nothing.
+3. Every break's mask is stitched into one zarr label array (:mod:`.stitch`).
+4. Every decision and the time spent reading, segmenting, deciding and writing is
+   recorded.
+
+Each area of tissue is decided exactly once because nodes of all levels lie on one
+lattice (:mod:`razn.geometry`) and a node is either written or replaced by its children.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from razn.config import check_range
+from razn.engine.deciders import Decider
+from razn.engine.reader import PatchReader
+from razn.engine.stitch import LabelWriter
+from razn.geometry import Node
+from razn.models import Segmenter, predict_probs
+from razn.observation import make_observations
+from razn.run_config import RunConfig
+from razn.slide import Slide, plan_levels
+from razn.slide.tissue import TissueMask, detect_tissue
+
+ACTIONS = ("break", "zoom", "empty")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the engine runs (not what it computes)."""
+
+    batch_size: int = 16
+    """Patches per network call."""
+    read_workers: int = 2
+    """Threads reading patches ahead of compute."""
+    prefetch_batches: int = 2
+    """Batches read ahead per level."""
+    output_downsample: float | None = None
+    """Resolution of the label output (level-0 px per pixel); None: the finest working level."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, …"""
+
+    def __post_init__(self) -> None:
+        check_range("engine.batch_size", self.batch_size, low=1)
+        check_range("engine.read_workers", self.read_workers, low=1)
+        check_range("engine.prefetch_batches", self.prefetch_batches, low=1)
+
+
+@dataclass
+class DecisionLog:
+    """One row per node visited: level, grid position, level-0 location, action, P(zoom)."""
+
+    rows: list[tuple[int, int, int, int, int, str, float]] = field(default_factory=list)
+
+    def add(self, node: Node, location: tuple[int, int], action: str, probability: float) -> None:
+        self.rows.append(
+            (node.level, node.col, node.row, location[0], location[1], action, probability)
+        )
+
+    def write_csv(self, path: Path) -> None:
+        lines = ["level,col,row,x,y,action,zoom_probability"]
+        lines += [f"{lv},{c},{r},{x},{y},{a},{p:.6f}" for lv, c, r, x, y, a, p in self.rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@dataclass
+class SlideResult:
+    """What segmenting one slide did and cost."""
+
+    mode: str
+    seconds: float = 0.0
+    patches: list[int] = field(default_factory=list)
+    nodes: list[int] = field(default_factory=list)
+    level0_pixels_read: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    decisions: DecisionLog = field(default_factory=DecisionLog)
+    tissue_fraction: float = 0.0
+
+
+class ZoomEngine:
+    """Segments slides with per-level segmenters and one decider (see the module docstring)."""
+
+    def __init__(
+        self,
+        segmenters: Sequence[Segmenter],
+        decider: Decider,
+        config: RunConfig,
+        engine: EngineConfig | None = None,
+    ):
+        self.geometry = config.levels.geometry()
+        if len(segmenters) != self.geometry.num_levels:
+            raise ValueError(f"need {self.geometry.num_levels} segmenters, got {len(segmenters)}")
+        self.segmenters = list(segmenters)
+        self.decider = decider
+        self.config = config
+        self.engine = engine or EngineConfig()
+
+    @property
+    def output_downsample(self) -> float:
+        return self.engine.output_downsample or self.geometry.downsamples[-1]
+
+    def segment(
+        self,
+        slide: Slide,
+        labels_path: Path,
+        tissue: TissueMask | None = None,
+        progress: bool = False,
+    ) -> SlideResult:
+        """Segment ``slide`` into the zarr label array at ``labels_path``."""
+        start = time.perf_counter()
+        tissue = tissue or detect_tissue(slide, self.config.tissue)
+        run = _SlideRun(self, slide, tissue, labels_path, progress)
+        try:
+            run.execute()
+        finally:
+            run.reader.close()
+        result = run.result
+        result.seconds = time.perf_counter() - start
+        result.tissue_fraction = tissue.fraction
+        result.level0_pixels_read = run.reader.level0_pixels_read
+        result.timings.update(read=run.reader.read_seconds, read_wait=run.reader.wait_seconds)
+        return result
+
+
+class _SlideRun:
+    """The state of one slide going through the engine."""
+
+    def __init__(
+        self,
+        engine: ZoomEngine,
+        slide: Slide,
+        tissue: TissueMask,
+        labels_path: Path,
+        progress: bool,
+    ):
+        self.engine = engine
+        self.geometry = engine.geometry
+        self.tissue = tissue
+        self.progress = progress
+        plans = plan_levels(slide, self.geometry.downsamples)
+        cfg = engine.engine
+        self.reader = PatchReader(
+            slide, self.geometry, plans, cfg.read_workers, cfg.prefetch_batches
+        )
+        self.writer = LabelWriter(
+            labels_path, self.geometry, slide.dimensions, engine.output_downsample
+        )
+        levels = self.geometry.num_levels
+        self.result = SlideResult(engine.decider.name, patches=[0] * levels, nodes=[0] * levels)
+        self.result.timings = {"segment": 0.0, "policy": 0.0, "write": 0.0}
+
+    def execute(self) -> None:
+        frontier = list(self.geometry.roots(self.writer.dimensions))
+        for level in range(self.geometry.num_levels):
+            frontier = self._level(level, frontier)
+
+    def _level(self, level: int, nodes: list[Node]) -> list[Node]:
+        """Decide and segment the nodes of one level; return the children to visit next."""
+        self.result.nodes[level] = len(nodes)
+        nodes = self._drop_empty(nodes)
+        decider = self.engine.decider
+        if level == self.geometry.finest_level or not decider.needs_observation:
+            return self._decide_then_read(level, nodes)
+        children: list[Node] = []
+        for batch, patches in self.reader.batches(self._batches(nodes)):
+            probs, on_tissue = self._segment(level, batch, patches)
+            start = time.perf_counter()
+            observations = make_observations(
+                patches, probs, on_tissue.mean(axis=(1, 2)), self.engine.config.observation
+            )
+            zoom, probability = decider.decide(level, len(batch), observations)
+            self.result.timings["policy"] += time.perf_counter() - start
+            children += self._apply(batch, zoom, probability, probs, on_tissue)
+        return children
+
+    def _decide_then_read(self, level: int, nodes: list[Node]) -> list[Node]:
+        if level == self.geometry.finest_level:
+            zoom, probability = np.zeros(len(nodes), bool), np.zeros(len(nodes), np.float32)
+        else:
+            zoom, probability = self.engine.decider.decide(level, len(nodes), None)
+        children: list[Node] = []
+        break_probability: dict[Node, float] = {}
+        for node, z, p in zip(nodes, zoom, probability, strict=True):
+            if z:
+                self.result.decisions.add(node, self.geometry.location(node), "zoom", float(p))
+                children += self.geometry.children(node)
+            else:
+                break_probability[node] = float(p)
+        for batch, patches in self.reader.batches(self._batches(list(break_probability))):
+            probs, on_tissue = self._segment(level, batch, patches)
+            p_zoom = np.array([break_probability[n] for n in batch], np.float32)
+            self._apply(batch, np.zeros(len(batch), bool), p_zoom, probs, on_tissue)
+        return children
+
+    def _drop_empty(self, nodes: list[Node]) -> list[Node]:
+        """Nodes holding no tissue are background: logged, never read."""
+        kept = []
+        for node in nodes:
+            extent = self.geometry.extent(node.level)
+            location = self.geometry.location(node)
+            if self.tissue.fraction_in(location, (extent, extent)) > 0:
+                kept.append(node)
+            else:
+                self.result.decisions.add(node, location, "empty", 0.0)
+        return kept
+
+    def _batches(self, nodes: list[Node]) -> list[list[Node]]:
+        size = self.engine.engine.batch_size
+        return [nodes[i : i + size] for i in range(0, len(nodes), size)]
+
+    def _segment(
+        self, level: int, batch: Sequence[Node], patches: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """f_i's probabilities and the tissue under each patch, ``(N, K, P, P)`` and ``(N, P, P)``."""
+        start = time.perf_counter()
+        probs = predict_probs(self.engine.segmenters[level], patches, self.engine.engine.batch_size)
+        self.result.timings["segment"] += time.perf_counter() - start
+        self.result.patches[level] += len(batch)
+        size = self.geometry.patch_size
+        downsample = self.geometry.downsamples[level]
+        on_tissue = np.stack(
+            [self.tissue.sample(self.geometry.location(n), downsample, (size, size)) for n in batch]
+        )
+        return probs, on_tissue
+
+    def _apply(
+        self,
+        batch: Sequence[Node],
+        zoom: np.ndarray,
+        probability: np.ndarray,
+        probs: np.ndarray,
+        on_tissue: np.ndarray,
+    ) -> list[Node]:
+        """Write the breaks of a batch and return the children of its zooms."""
+        children: list[Node] = []
+        start = time.perf_counter()
+        labels = np.where(on_tissue, probs.argmax(axis=1), 0).astype(np.uint8)
+        for i, node in enumerate(batch):
+            action = "zoom" if zoom[i] else "break"
+            self.result.decisions.add(
+                node, self.geometry.location(node), action, float(probability[i])
+            )
+            if zoom[i]:
+                children += self.geometry.children(node)
+            else:
+                self.writer.write(node, labels[i])
+        self.result.timings["write"] += time.perf_counter() - start
+        return children

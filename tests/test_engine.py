@@ -1,0 +1,174 @@
+"""The zoom engine: exact stitching, baselines as deciders, odd sizes and pyramids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from conftest import write_tiff_pyramid
+from torch import nn
+
+from razn.config import load_config
+from razn.engine import EngineConfig, FixedLevel, ZoomEngine
+from razn.run_config import RunConfig
+from razn.slide import ArraySlide, open_slide
+from razn.slide.tissue import TissueMask
+
+
+class ColourSegmenter(nn.Module):
+    """Class 1 wherever the red channel is below 128, else 0: exact and resolution-free."""
+
+    num_classes = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))  # gives the module a device
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        dark = (patches[:, 0:1].float() < 128).float()
+        return torch.cat([1 - dark, dark], dim=1) * 10.0
+
+
+class ConstantSegmenter(ColourSegmenter):
+    """Predicts ``value`` everywhere."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = patches.shape
+        logits = torch.zeros(n, 2, h, w)
+        logits[:, self.value] = 10.0
+        return logits
+
+
+@dataclass
+class Always:
+    """Zooms everything (with observations, like a policy would)."""
+
+    zoom: bool
+    name: str = "always"
+    needs_observation: bool = True
+
+    def decide(self, level, count, observations):
+        assert observations is not None and observations["image"].shape[0] == count
+        return np.full(count, self.zoom), np.full(count, float(self.zoom), np.float32)
+
+
+def config_for(patch: int = 16, downsamples=(4, 2, 1)) -> RunConfig:
+    return load_config(
+        RunConfig,
+        None,
+        [
+            f"levels.downsamples={list(downsamples)}",
+            f"levels.patch_size={patch}",
+            "observation.size=36",
+        ],
+    )
+
+
+def full_tissue(dimensions, downsample=4.0) -> TissueMask:
+    w, h = dimensions
+    return TissueMask(
+        np.ones((int(np.ceil(h / downsample)), int(np.ceil(w / downsample))), bool), downsample, 0
+    )
+
+
+def blob_image(width: int, height: int) -> np.ndarray:
+    """White with a dark disc and a dark 1-px line: class 1 where red < 128."""
+    image = np.full((height, width, 3), 230, np.uint8)
+    y, x = np.mgrid[0:height, 0:width]
+    image[(x - width * 0.4) ** 2 + (y - height * 0.5) ** 2 < (min(width, height) * 0.3) ** 2] = (
+        60,
+        40,
+        90,
+    )
+    image[:, width - 3] = (50, 50, 50)
+    return image
+
+
+def run(engine: ZoomEngine, slide, tmp_path, name, tissue=None):
+    result = engine.segment(
+        slide, tmp_path / f"{name}.zarr", tissue=tissue or full_tissue(slide.dimensions)
+    )
+    return np.asarray(zarr.open_array(str(tmp_path / f"{name}.zarr"), mode="r")[:]), result
+
+
+def test_always_zoom_equals_cip_and_never_zoom_equals_ud(tmp_path):
+    image = blob_image(203, 150)  # not a multiple of the 64 px root
+    slide = ArraySlide([image])
+    config = config_for()
+    models = [ColourSegmenter() for _ in range(3)]
+    zoomed, r_zoom = run(ZoomEngine(models, Always(True), config), slide, tmp_path, "z")
+    cip, r_cip = run(ZoomEngine(models, FixedLevel(2, name="cip"), config), slide, tmp_path, "cip")
+    never, _ = run(ZoomEngine(models, Always(False), config), slide, tmp_path, "n")
+    ud, r_ud = run(ZoomEngine(models, FixedLevel(0, name="ud"), config), slide, tmp_path, "ud")
+    np.testing.assert_array_equal(zoomed, cip)
+    np.testing.assert_array_equal(never, ud)
+    # At full resolution the colour segmenter is exact: cip is the truth.
+    np.testing.assert_array_equal(cip, (image[..., 0] < 128).astype(np.uint8))
+    assert not np.array_equal(cip, ud)  # the 1-px line is lost at downsample 4
+    # Patches holding some of the 203x150 slide: ceil(203 / s) x ceil(150 / s) per extent s;
+    # children wholly outside the slide hold no tissue and are never read.
+    assert r_ud.patches == [4 * 3, 0, 0]
+    assert r_cip.patches == [0, 0, 13 * 10]
+    assert r_zoom.patches == [4 * 3, 7 * 5, 13 * 10]
+    assert r_cip.level0_pixels_read == 13 * 10 * 16 * 16
+
+
+def test_constant_segmenter_gives_exactly_the_tissue_mask(tmp_path):
+    slide = ArraySlide([np.full((150, 203, 3), 200, np.uint8)])
+    tissue_mask = np.zeros((38, 51), bool)  # at downsample 4
+    tissue_mask[5:30, 10:45] = True
+    tissue = TissueMask(tissue_mask, 4.0, 0)
+    models = [ConstantSegmenter(1) for _ in range(3)]
+    for name, decider in [("ud", FixedLevel(0)), ("cip", FixedLevel(2)), ("mid", FixedLevel(1))]:
+        labels, result = run(
+            ZoomEngine(models, decider, config_for()), slide, tmp_path, name, tissue
+        )
+        expected = np.repeat(np.repeat(tissue_mask, 4, axis=0), 4, axis=1)[:150, :203]
+        np.testing.assert_array_equal(labels, expected.astype(np.uint8))
+        actions = {row[5] for row in result.decisions.rows}
+        assert "empty" in actions  # roots without tissue are never read
+
+
+def test_every_area_is_decided_once_under_a_mixed_policy(tmp_path):
+    slide = ArraySlide([blob_image(203, 150)])
+    models = [ColourSegmenter() for _ in range(3)]
+
+    @dataclass
+    class Checkerboard:
+        name: str = "checker"
+        needs_observation: bool = True
+        calls: int = 0
+
+        def decide(self, level, count, observations):
+            self.calls += 1
+            zoom = (np.arange(count) + level) % 2 == 0
+            return zoom, zoom.astype(np.float32)
+
+    labels, result = run(ZoomEngine(models, Checkerboard(), config_for()), slide, tmp_path, "mixed")
+    coverage = np.zeros((150, 203), int)
+    for level, _col, _row, x, y, action, _ in result.decisions.rows:
+        if action == "break":
+            extent = 16 * (4, 2, 1)[level]
+            coverage[y : y + extent, x : x + extent] += 1
+    assert (coverage == 1).all()
+    assert labels.shape == (150, 203)
+
+
+def test_non_power_of_two_pyramid_and_output_resolution(tmp_path):
+    image = blob_image(300, 250)
+    levels = [image, image[::2, ::2], np.ascontiguousarray(image[::4, ::4][:, :75][:62])]
+    path = write_tiff_pyramid(tmp_path / "odd.tiff", levels)
+    with open_slide(path) as slide:
+        assert slide.level_downsamples[2] == pytest.approx(4.0161, rel=1e-4)
+        config = config_for()
+        models = [ColourSegmenter() for _ in range(3)]
+        engine = ZoomEngine(models, FixedLevel(0), config, EngineConfig(output_downsample=2))
+        labels, _ = run(engine, slide, tmp_path, "odd")
+    assert labels.shape == (125, 150)  # ceil(250 / 2) x ceil(300 / 2)
