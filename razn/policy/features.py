@@ -1,0 +1,68 @@
+"""The policy's features extractor: a small CNN over the patch and f_i's view, plus the stats.
+
+Stable-Baselines3 divides the uint8 image spaces (``image``, ``seg``) by 255 before
+they get here (``normalize_images``); ``stats`` arrive as they are, in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from razn.config import check_range
+
+
+@dataclass(frozen=True)
+class PolicyNetConfig:
+    """Architecture of the policy and value networks."""
+
+    cnn_channels: tuple[int, ...] = (16, 32, 64)
+    """Output channels of the stride-2 convolutions over image + segmentation view."""
+    stats_features: int = 32
+    """Width of the layer embedding the summary statistics."""
+    hidden: tuple[int, ...] = (64,)
+    """Hidden layers of the policy and value heads (SB3 ``net_arch``)."""
+
+    def __post_init__(self) -> None:
+        check_range("policy_net.cnn_channels (count)", len(self.cnn_channels), low=1)
+        check_range("policy_net.stats_features", self.stats_features, low=1)
+
+
+class ZoomFeatures(BaseFeaturesExtractor):
+    """Features of a ``Dict(image, seg, stats)`` observation (see :mod:`razn.observation`)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        cnn_channels: tuple[int, ...] = (16, 32, 64),
+        stats_features: int = 32,
+    ):
+        in_channels = observation_space["image"].shape[0] + observation_space["seg"].shape[0]
+        num_stats = observation_space["stats"].shape[0]
+        super().__init__(observation_space, features_dim=cnn_channels[-1] + stats_features)
+        layers: list[nn.Module] = []
+        for out_channels in cnn_channels:
+            layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1), nn.ReLU()]
+            in_channels = out_channels
+        self.cnn = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.stats = nn.Sequential(nn.Linear(num_stats, stats_features), nn.ReLU())
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        pixels = torch.cat([observations["image"], observations["seg"]], dim=1)
+        return torch.cat([self.cnn(pixels), self.stats(observations["stats"])], dim=1)
+
+
+def policy_kwargs(config: PolicyNetConfig) -> dict:
+    """``policy_kwargs`` for SB3's ``MultiInputPolicy`` with :class:`ZoomFeatures`."""
+    return {
+        "features_extractor_class": ZoomFeatures,
+        "features_extractor_kwargs": {
+            "cnn_channels": tuple(config.cnn_channels),
+            "stats_features": config.stats_features,
+        },
+        "net_arch": {"pi": list(config.hidden), "vf": list(config.hidden)},
+    }

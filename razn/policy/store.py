@@ -1,0 +1,91 @@
+"""Policies saved as safetensors: the weights of SB3's policy network, nothing pickled.
+
+Stable-Baselines3's own ``.zip`` files hold cloudpickled objects, and unpickling runs
+code. razn stores only the policy's ``state_dict`` plus, in the file's metadata, the
+observation size, class count and network config needed to rebuild it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from razn.config import from_mapping, to_dict
+from razn.errors import CheckpointError
+from razn.observation import ObservationConfig, observation_space
+from razn.policy.features import PolicyNetConfig, policy_kwargs
+
+POLICY_FORMAT = "razn-policy/1"
+
+
+def build_policy(observation: ObservationConfig, num_classes: int, net: PolicyNetConfig):
+    """An untrained SB3 ``MultiInputActorCriticPolicy`` for the zoom observation."""
+    from gymnasium import spaces
+    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+    return MultiInputActorCriticPolicy(
+        observation_space(observation, num_classes),
+        spaces.Discrete(2),
+        lr_schedule=lambda _: 0.0,
+        **policy_kwargs(net),
+    )
+
+
+def save_policy(
+    policy: Any,
+    path: str | Path,
+    observation: ObservationConfig,
+    num_classes: int,
+    net: PolicyNetConfig,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``policy`` (an SB3 actor-critic policy) to ``path`` as safetensors, atomically."""
+    from safetensors.torch import save_model
+
+    path = Path(path)
+    metadata = {
+        "format": POLICY_FORMAT,
+        "observation": json.dumps(to_dict(observation)),
+        "num_classes": str(num_classes),
+        "net": json.dumps(to_dict(net)),
+        "extra": json.dumps(extra or {}),
+    }
+    partial = path.with_name(path.name + ".partial")
+    # save_model stores the extractor SB3 shares between actor and critic once.
+    save_model(policy, str(partial), metadata=metadata)
+    partial.replace(path)
+    return path
+
+
+def load_policy(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """Rebuild a policy written by :func:`save_policy`; returns it (eval mode) and its extras."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("policy file not found", path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"not a valid safetensors policy ({exc})", path) from None
+    if metadata.get("format") != POLICY_FORMAT:
+        raise CheckpointError(
+            f"policy format {metadata.get('format')!r} is not {POLICY_FORMAT!r}; "
+            "razn loads only policies it wrote (retrain with this version)",
+            path,
+        )
+    try:
+        observation = from_mapping(
+            ObservationConfig, json.loads(metadata["observation"]), str(path)
+        )
+        net = from_mapping(PolicyNetConfig, json.loads(metadata["net"]), str(path))
+        policy = build_policy(observation, int(metadata["num_classes"]), net)
+        load_model(policy, str(path), strict=True)
+        extra = json.loads(metadata.get("extra", "{}"))
+    except (KeyError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise CheckpointError(f"policy does not match its architecture: {exc}", path) from None
+    policy.set_training_mode(False)
+    return policy.to(device), extra
