@@ -1,6 +1,5 @@
-"""The zoom policies g_i: their image encoder for Stable-Baselines3 and their safe storage."""
+"""The zoom policies g_i: their config (:mod:`.config`), the image encoder for
+Stable-Baselines3 (:mod:`.features`) and their safe storage (:mod:`.store`).
 
-from razn.policy.features import PolicyNetConfig, ZoomFeatures
-from razn.policy.store import build_policy, load_policy, save_policy
-
-__all__ = ["PolicyNetConfig", "ZoomFeatures", "build_policy", "load_policy", "save_policy"]
+Nothing is imported here so that configs can load without importing Stable-Baselines3.
+"""

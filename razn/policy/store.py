@@ -14,7 +14,8 @@ from typing import Any
 from razn.config import from_mapping, to_dict
 from razn.errors import CheckpointError
 from razn.observation import ObservationConfig, observation_space
-from razn.policy.features import PolicyNetConfig, policy_kwargs
+from razn.policy.config import PolicyNetConfig
+from razn.policy.features import policy_kwargs
 
 POLICY_FORMAT = "razn-policy/1"
 

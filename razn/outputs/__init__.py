@@ -1,0 +1,1 @@
+"""Result files: per-slide summaries, decision tables and overlay images."""

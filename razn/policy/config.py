@@ -1,0 +1,23 @@
+"""Configuration of the policy networks (kept free of heavy imports: the run config holds it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from razn.config import check_range
+
+
+@dataclass(frozen=True)
+class PolicyNetConfig:
+    """Architecture of the policy and value networks."""
+
+    cnn_channels: tuple[int, ...] = (16, 32, 64)
+    """Output channels of the stride-2 convolutions over image + segmentation view."""
+    stats_features: int = 32
+    """Width of the layer embedding the summary statistics."""
+    hidden: tuple[int, ...] = (64,)
+    """Hidden layers of the policy and value heads (SB3 ``net_arch``)."""
+
+    def __post_init__(self) -> None:
+        check_range("policy_net.cnn_channels (count)", len(self.cnn_channels), low=1)
+        check_range("policy_net.stats_features", self.stats_features, low=1)
