@@ -1,0 +1,219 @@
+"""Where tissue and tumour are: the label layers of a rectangle of a synthetic slide.
+
+Three sources of tumour, so that zooming matters:
+
+* **large regions** — a smooth low-frequency field above a threshold; the *label* border
+  is that outline moved by a fine noise (tens of µm), so it is only exact at fine levels;
+* **small foci** — irregular blobs (radius ``focus_radius_um``) at hashed positions of a
+  jittered grid, invisible at coarse levels;
+* nothing outside tissue: background is never tumour.
+
+And one source of *normal* tissue that looks suspicious at coarse levels: lymphocyte
+aggregates ("mimics", same blob shapes, label 0), dense with small dark nuclei.
+
+All layers are pure functions of level-0 coordinates (see :mod:`razn.data.synth.noise`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from razn.data.synth.layout import (
+    STREAM_BLOB_WOBBLE,
+    STREAM_BORDER,
+    STREAM_FOCI,
+    STREAM_LABEL_NOISE,
+    STREAM_MIMIC,
+    STREAM_TISSUE_EDGE,
+    SlideLayout,
+    region_field,
+    tissue_field,
+)
+from razn.data.synth.noise import fractal_noise, hash_uniform
+
+_BLOB_IRREGULARITY = 0.45  # largest relative radius wobble of a focus or mimic outline
+_BLOB_CELL_OCCUPANCY = 0.5  # chance that a cell of a blob grid holds a blob
+_BLOB_WOBBLE_UM = 12.0  # feature size of the outline wobble of blobs
+_TISSUE_EDGE_UM = 40.0  # how far (and how finely) the tissue outline frays
+
+
+@dataclass(frozen=True)
+class Layers:
+    """Label layers of one rectangle, each ``[y, x]`` in level-0 pixels.
+
+    ``tissue_depth`` and ``tint`` are float32 in field units and [0, 1]; the rest are bool.
+    """
+
+    tissue_depth: np.ndarray
+    """Tissue field minus its threshold: > 0 on tissue (grows towards island centres)."""
+    tint: np.ndarray
+    """0..1 weight of the coarse tumour tint: follows the smooth region outline only."""
+    tumour: np.ndarray
+    """True where the image shows tumour (regions with their fine border, and foci)."""
+    mask: np.ndarray
+    """The ground-truth mask: ``tumour``, with the borders jittered when ``label_noise > 0``."""
+    fine_detail: np.ndarray
+    """Tissue whose class needs a fine level to decide: border band, foci and mimics."""
+    focus: np.ndarray
+    """True inside small foci (on tissue)."""
+    mimic: np.ndarray
+    """True inside lymphocyte aggregates that are not in tumour (on tissue)."""
+    region: np.ndarray
+    """True inside large tumour regions, with their irregular border (on tissue)."""
+
+
+def label_layers(layout: SlideLayout, x0: int, y0: int, w: int, h: int) -> Layers:
+    """The :class:`Layers` of the level-0 rectangle at ``(x0, y0)`` of size ``w x h``."""
+    xs = np.arange(x0, x0 + w, dtype=np.float64)
+    ys = np.arange(y0, y0 + h, dtype=np.float64)
+    tissue_depth = _tissue_depth(layout, xs, ys)
+    tissue = tissue_depth > 0
+    smooth = region_field(xs, ys, layout.region_px, layout.seed)
+    smooth -= np.float32(layout.region_threshold)
+    wobble = _signed_noise(layout, xs, ys, STREAM_BORDER, 2.0 * layout.border_px)
+    band_amp = np.float32(layout.border_amplitude)
+    region_level = smooth + band_amp * wobble  # > 0 inside a region, border in the band
+    edge = _blob_edge(layout, xs, ys, wobble)
+    region = tissue & (region_level > 0)
+    focus = tissue & _blobs(layout, STREAM_FOCI, layout.config.focus_density, (x0, y0), edge)
+    tumour = region | focus
+    mimic = _blobs(layout, STREAM_MIMIC, layout.config.mimic_density, (x0, y0), edge)
+    mimic &= tissue & ~tumour
+    mask = tumour
+    if layout.label_noise_amplitude > 0:
+        mask = _noisy_mask(layout, xs, ys, tissue, region_level, edge)
+    return Layers(
+        tissue_depth=tissue_depth,
+        tint=_tint(smooth, band_amp),
+        tumour=tumour,
+        mask=mask,
+        fine_detail=tissue & ((np.abs(smooth) < band_amp) | focus | mimic),
+        focus=focus,
+        mimic=mimic,
+        region=region,
+    )
+
+
+def _tissue_depth(layout: SlideLayout, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Tissue field minus threshold, its outline frayed by fine noise (> 0 on tissue)."""
+    depth = tissue_field(xs, ys, layout.width, layout.height, layout.island_px, layout.seed)
+    spacing = layout.config.um_to_px(_TISSUE_EDGE_UM)
+    fray = fractal_noise(xs, ys, spacing, layout.seed, STREAM_TISSUE_EDGE, octaves=3, gain=0.6)
+    # Unclipped, so the outline stays curvy; moves it by up to about one feature size.
+    amplitude = np.float32(2.0 * layout.tissue_slope * spacing)
+    depth += (fray - np.float32(0.5)) * amplitude - np.float32(layout.tissue_threshold)
+    return depth
+
+
+def _noisy_mask(
+    layout: SlideLayout,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    tissue: np.ndarray,
+    region_level: np.ndarray,
+    edge: np.ndarray,
+) -> np.ndarray:
+    """The mask with ``label_noise``: region and foci outlines moved by an independent noise."""
+    jitter = _signed_noise(layout, xs, ys, STREAM_LABEL_NOISE, 2.0 * layout.border_px)
+    region = region_level + np.float32(layout.label_noise_amplitude) * jitter > 0
+    extra = layout.config.um_to_px(layout.config.label_noise)
+    origin = (int(xs[0]), int(ys[0]))
+    shift = jitter * np.float32(extra)
+    foci = _blobs(layout, STREAM_FOCI, layout.config.focus_density, origin, edge, shift, extra)
+    return tissue & (region | foci)
+
+
+def _signed_noise(
+    layout: SlideLayout, xs: np.ndarray, ys: np.ndarray, stream: int, spacing: float
+) -> np.ndarray:
+    """Fine multi-octave noise in [-1, 1] with features of ``spacing`` px and smaller."""
+    field = fractal_noise(xs, ys, max(spacing, 4.0), layout.seed, stream, octaves=3, gain=0.6)
+    # Octave sums bunch around 0.5; stretching by 5 uses most of [-1, 1] (then clipped).
+    return np.clip((field - np.float32(0.5)) * np.float32(5.0), -1.0, 1.0)
+
+
+def _blob_edge(
+    layout: SlideLayout, xs: np.ndarray, ys: np.ndarray, wobble: np.ndarray
+) -> np.ndarray:
+    """Relative radius wobble of blob outlines, in about [-1, 1] times the irregularity."""
+    fine = _signed_noise(
+        layout, xs, ys, STREAM_BLOB_WOBBLE, layout.config.um_to_px(_BLOB_WOBBLE_UM)
+    )
+    return np.float32(0.5 * _BLOB_IRREGULARITY) * (wobble + fine)
+
+
+def _tint(smooth: np.ndarray, band_amp: np.float32) -> np.ndarray:
+    """Smoothstep from 0 to 1 across the band, centred on the smooth outline."""
+    width = max(float(band_amp), 1e-6)
+    t = np.clip(smooth * np.float32(0.5 / width) + np.float32(0.5), 0.0, 1.0)
+    return t * t * (np.float32(3.0) - np.float32(2.0) * t)
+
+
+def blob_grid_px(layout: SlideLayout, density: float) -> float:
+    """Cell size (level-0 px) of the jittered grid of candidate blob centres."""
+    density_px = density / (1000.0 / layout.config.mpp) ** 2  # per mm² -> per px²
+    return math.sqrt(_BLOB_CELL_OCCUPANCY / density_px)
+
+
+def blob_params(
+    layout: SlideLayout,
+    stream: int,
+    density: float,
+    box: tuple[int, int, int, int],
+    margin: float = 0.0,
+) -> np.ndarray:
+    """Blobs (foci or mimics) that may touch the level-0 box ``(x0, y0, w, h)``.
+
+    Rows ``(cx, cy, radius)`` in level-0 px; ``margin`` widens the search (label noise).
+    """
+    if density <= 0:
+        return np.zeros((0, 3))
+    cfg = layout.config
+    x0, y0, w, h = box
+    grid = blob_grid_px(layout, density)
+    r_lo, r_hi = (cfg.um_to_px(r) for r in cfg.focus_radius_um)
+    reach = r_hi * (1.0 + _BLOB_IRREGULARITY) + margin + 1.0
+    gx = np.arange(math.floor((x0 - reach) / grid), math.floor((x0 + w + reach) / grid) + 1)
+    gy = np.arange(math.floor((y0 - reach) / grid), math.floor((y0 + h + reach) / grid) + 1)
+    gx, gy = np.meshgrid(gx, gy)
+    u = [hash_uniform(gx, gy, layout.seed, stream * 64 + k) for k in range(4)]
+    present = u[0] < _BLOB_CELL_OCCUPANCY
+    cx = (gx + u[1]) * grid
+    cy = (gy + u[2]) * grid
+    radius = r_lo * (r_hi / r_lo) ** u[3].astype(np.float64)  # log-uniform: many small
+    return np.stack([cx[present], cy[present], radius[present]], axis=1)
+
+
+def _blobs(
+    layout: SlideLayout,
+    stream: int,
+    density: float,
+    origin: tuple[int, int],
+    edge: np.ndarray,
+    shift: np.ndarray | None = None,
+    margin: float = 0.0,
+) -> np.ndarray:
+    """Boolean ``[y, x]``: inside some blob of ``stream``; ``edge`` wobbles the outline.
+
+    ``shift`` (px, mask only) moves outlines further, by up to ``margin`` px.
+    """
+    h, w = edge.shape
+    x0, y0 = origin
+    inside = np.zeros((h, w), dtype=bool)
+    for cx, cy, radius in blob_params(layout, stream, density, (x0, y0, w, h), margin):
+        reach = radius * (1.0 + _BLOB_IRREGULARITY) + margin + 1.0
+        xa, xb = max(math.floor(cx - reach) - x0, 0), min(math.ceil(cx + reach) - x0 + 1, w)
+        ya, yb = max(math.floor(cy - reach) - y0, 0), min(math.ceil(cy + reach) - y0 + 1, h)
+        if xa >= xb or ya >= yb:
+            continue
+        dx = np.arange(x0 + xa, x0 + xb, dtype=np.float32) - np.float32(cx)
+        dy = np.arange(y0 + ya, y0 + yb, dtype=np.float32) - np.float32(cy)
+        dist = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2) * np.float32(1.0 / radius)
+        limit = np.float32(1.0) + edge[ya:yb, xa:xb]
+        if shift is not None:
+            limit = limit + shift[ya:yb, xa:xb] * np.float32(1.0 / radius)
+        inside[ya:yb, xa:xb] |= dist < limit
+    return inside
