@@ -17,7 +17,8 @@ from PIL import Image
 from razn.geometry import centre_indices
 
 CLASS_COLOURS = np.array(
-    [[0, 0, 0], [230, 30, 30], [30, 160, 30], [30, 60, 220], [220, 160, 0], [160, 0, 200]], np.float32
+    [[0, 0, 0], [230, 30, 30], [30, 160, 30], [30, 60, 220], [220, 160, 0], [160, 0, 200]],
+    np.float32,
 )
 LEVEL_COLOURS = np.array(
     [[40, 90, 230], [40, 190, 200], [120, 200, 60], [240, 170, 30], [230, 40, 40]], np.float32
@@ -45,10 +46,16 @@ def zoom_level_map(
     return level_map
 
 
-def sample_labels(labels: Any, labels_downsample: float, size: tuple[int, int], downsample: float) -> np.ndarray:
+def sample_labels(
+    labels: Any, labels_downsample: float, size: tuple[int, int], downsample: float
+) -> np.ndarray:
     """Nearest-neighbour labels on a thumbnail grid of ``size`` ``(w, h)`` at ``downsample``."""
-    rows = np.minimum(centre_indices(0, downsample, size[1], labels_downsample), labels.shape[0] - 1)
-    cols = np.minimum(centre_indices(0, downsample, size[0], labels_downsample), labels.shape[1] - 1)
+    rows = np.minimum(
+        centre_indices(0, downsample, size[1], labels_downsample), labels.shape[0] - 1
+    )
+    cols = np.minimum(
+        centre_indices(0, downsample, size[0], labels_downsample), labels.shape[1] - 1
+    )
     if hasattr(labels, "oindex"):  # zarr: orthogonal selection reads each chunk once
         return np.asarray(labels.oindex[rows, cols])
     return np.asarray(labels)[np.ix_(rows, cols)]
