@@ -16,6 +16,7 @@ from razn.models.factory import SegmenterConfig
 from razn.observation import ObservationConfig
 from razn.rewards import RewardConfig
 from razn.slide.tissue import TissueConfig
+from razn.train.config import PolicyTrainConfig, SegTrainConfig
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class RunConfig:
     observation: ObservationConfig = field(default_factory=ObservationConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    seg_train: SegTrainConfig = field(default_factory=SegTrainConfig)
+    policy: PolicyTrainConfig = field(default_factory=PolicyTrainConfig)
 
     def __post_init__(self) -> None:
         finest = self.levels.downsamples[-1]

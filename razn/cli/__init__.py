@@ -33,9 +33,20 @@ def main() -> None:
 
 
 def _register() -> None:
-    from razn.cli import info, synth
+    from razn.cli import (
+        build_cache,
+        demo,
+        info,
+        rasterize,
+        segment,
+        synth,
+        train,
+        train_policy,
+        train_seg,
+    )
 
-    for module in (info, synth):
+    commands = (info, synth, rasterize, train_seg, build_cache, train_policy, train)
+    for module in (*commands, segment, demo):
         main.add_command(module.command)
 
 

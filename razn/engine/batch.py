@@ -74,7 +74,9 @@ def segment_slides(
             output, result = segment_one(Path(path), engine, out_dir, extra_summary or {}, progress)
             outcome = SlideOutcome(Path(path), "done", output, "", result.seconds, result.patches)
         except RaznError as exc:
-            outcome = SlideOutcome(Path(path), "failed", None, str(exc), time.perf_counter() - start)
+            outcome = SlideOutcome(
+                Path(path), "failed", None, str(exc), time.perf_counter() - start
+            )
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)

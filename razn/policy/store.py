@@ -90,3 +90,30 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, A
         raise CheckpointError(f"policy does not match its architecture: {exc}", path) from None
     policy.set_training_mode(False)
     return policy.to(device), extra
+
+
+def policy_folder(policies_dir: Path, lam: float) -> Path:
+    """Where a run keeps the policies trained for λ = ``lam``: ``RUN/policies/lam_<λ>/``."""
+    return Path(policies_dir) / f"lam_{lam:g}"
+
+
+def policy_path(folder: Path, level: int) -> Path:
+    """The file of g_``level`` in a policy folder."""
+    return Path(folder) / f"level_{level}.safetensors"
+
+
+def load_policies(folder: Path, num_levels: int, device: str = "cpu") -> dict[int, Any]:
+    """g_0 … g_{m−1} from ``folder``; a missing level is an error naming the file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        trained = (
+            sorted(p.name for p in folder.parent.glob("lam_*")) if folder.parent.is_dir() else []
+        )
+        raise CheckpointError(
+            "no policies trained for this λ"
+            + (f"; trained: {', '.join(trained)}" if trained else "; run razn train-policy first"),
+            folder,
+        )
+    return {
+        level: load_policy(policy_path(folder, level), device)[0] for level in range(num_levels - 1)
+    }

@@ -1,0 +1,58 @@
+"""``razn train``: ``train-seg`` then ``train-policy`` on one run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+
+@click.command("train")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run config YAML (e.g. configs/default.yaml); optional when continuing a run.",
+)
+@click.option(
+    "--run",
+    "run_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory; an existing run is continued. Default: runs/NAME__seedS__TIME.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Dataset manifest CSV; overrides data.manifest.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, e.g. policy.timesteps=5000 (repeatable).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def command(
+    config_path: Path | None,
+    run_path: Path | None,
+    manifest: Path | None,
+    overrides: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Train the segmenters f_0 … f_m, then the policies g_{m−1} … g_0, into one run directory."""
+    from razn.train.policy import train_policies
+    from razn.train.segmentation import train_segmenters
+    from razn.train.setup import prepare_run
+
+    started = time.perf_counter()
+    run = prepare_run(config_path, run_path, overrides, manifest)
+    click.echo(f"run: {run.path}")
+    for result in train_segmenters(run, progress=not quiet):
+        click.echo(f"f_{result.level}: val mean Dice {result.mean_dice:.3f}")
+    for report in train_policies(run, progress=not quiet):
+        click.echo(
+            f"g_{report.level}: zoom rate {report.zoom_rate:.3f} (oracle {report.oracle_zoom_rate:.3f})"
+        )
+    click.echo(f"trained in {time.perf_counter() - started:.0f} s: {run.path}")

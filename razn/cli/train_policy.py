@@ -1,0 +1,61 @@
+"""``razn train-policy``: train the zoom policies g_{m−1} … g_0 of a run, bottom-up."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+
+@click.command("train-policy")
+@click.option(
+    "--run",
+    "run_path",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory holding trained segmenters (from razn train-seg).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Config whose policy and reward sections to use (default: the run's own).",
+)
+@click.option("--lambda", "lam", type=click.FloatRange(min=0), help="λ, overriding reward.lam.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a policy.* or reward.* key, e.g. policy.timesteps=5000 (repeatable).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def command(
+    run_path: Path,
+    config_path: Path | None,
+    lam: float | None,
+    overrides: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Train one PPO agent per level on razn/Zoom-v0, finest first, into RUN/policies/lam_<λ>/.
+
+    The reward cache of the training slides is built on first use (RUN/cache) and
+    reused while its inputs are unchanged.
+    """
+    from razn.policy.store import policy_folder
+    from razn.run_dir import RunDirectory
+    from razn.train.policy import policy_config, train_policies
+
+    started = time.perf_counter()
+    run = RunDirectory.open(run_path)
+    config = policy_config(run, config_path, overrides, lam)
+    for report in train_policies(run, config, progress=not quiet):
+        click.echo(
+            f"level {report.level}: zoom rate {report.zoom_rate:.3f} (oracle "
+            f"{report.oracle_zoom_rate:.3f}), agreement with oracle {report.agreement:.3f}, "
+            f"mean reward {report.mean_reward:.4f} (oracle {report.oracle_mean_reward:.4f}) "
+            f"over {report.patches} patches"
+        )
+    folder = policy_folder(run.policies_dir, config.reward.lam)
+    click.echo(f"policies in {folder} ({time.perf_counter() - started:.0f} s)")

@@ -1,0 +1,163 @@
+"""The whole story on a small built-in default, in a few minutes on two CPU cores.
+
+1. Make a small synthetic dataset (``razn synth``), reused if already there.
+2. Train the segmenters f_i and the zoom policies g_i briefly.
+3. Segment the held-out test slide with ``razn``, ``ud`` and ``cip`` through the same engine.
+4. Score each against the ground truth and print Dice, seconds and patches per level.
+
+Everything goes under one folder (``demo/`` by default); running again reuses the
+dataset, the trained networks and the policies, and only segments again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+import zarr
+
+from razn.config import load_config
+from razn.data.manifest import read_manifest
+from razn.data.masks import open_mask
+from razn.data.synth import SynthConfig, make_dataset
+from razn.engine import EngineConfig, ZoomEngine
+from razn.engine.batch import segment_one
+from razn.engine.modes import make_decider
+from razn.evaluate import score_labels
+from razn.run_config import RunConfig
+from razn.run_dir import RunDirectory
+from razn.slide import open_slide
+
+DEMO_SLIDES = 5
+DEMO_SIZE = (3072, 3072)
+DEMO_SEED = 0
+DEMO_MODES = ("razn", "ud", "cip")
+DEMO_OVERRIDES = (
+    "name=demo",
+    "levels.downsamples=[4, 2, 1]",
+    "levels.patch_size=64",
+    "model.encoder_depth=3",
+    "model.decoder_channels=[16, 8, 8]",
+    "observation.size=36",
+    "seg_train.steps=60",
+    "seg_train.batch_size=8",
+    "seg_train.lr=0.003",
+    "seg_train.val_every=30",
+    "seg_train.val_patches=32",
+    "seg_train.num_workers=0",
+    "policy.timesteps=4096",
+    "policy.n_steps=128",
+    "policy.batch_size=128",
+)
+"""The demo's run config, as overrides of the defaults (small enough for a few minutes)."""
+
+
+@dataclass
+class DemoRow:
+    """One line of the demo's table."""
+
+    mode: str
+    tumour_dice: float
+    mean_dice: float
+    seconds: float
+    patches: list[int]
+    output: Path
+
+
+def demo_config(manifest: Path) -> RunConfig:
+    """The demo's run config for a dataset ``manifest``."""
+    return load_config(RunConfig, None, (*DEMO_OVERRIDES, f"data.manifest={manifest.resolve()}"))
+
+
+def ensure_dataset(folder: Path, progress: bool) -> Path:
+    """The demo dataset's manifest, generated unless an identical one is already there."""
+    manifest = folder / "manifest.csv"
+    record = folder / "dataset.yaml"
+    if manifest.is_file() and record.is_file():
+        made = yaml.safe_load(record.read_text(encoding="utf-8")) or {}
+        if (
+            made.get("width"),
+            made.get("height"),
+            made.get("seed"),
+            len(made.get("slides", [])),
+        ) == (
+            *DEMO_SIZE,
+            DEMO_SEED,
+            DEMO_SLIDES,
+        ):
+            return manifest
+    return make_dataset(
+        folder, DEMO_SLIDES, *DEMO_SIZE, DEMO_SEED, SynthConfig(), progress=progress
+    )
+
+
+def run_demo(out: Path, progress: bool = True, say: Callable[[str], None] = print) -> list[DemoRow]:
+    """Run the demo into ``out`` and return its table (see the module docstring)."""
+    from razn.train.policy import train_policies
+    from razn.train.segmentation import train_segmenters
+
+    started = time.perf_counter()
+    manifest = ensure_dataset(out / "data", progress)
+    say(f"[{time.perf_counter() - started:5.0f} s] dataset: {manifest}")
+    run = RunDirectory.open_or_create(out / "run", demo_config(manifest))
+    for result in train_segmenters(run, progress=progress):
+        say(
+            f"[{time.perf_counter() - started:5.0f} s] f_{result.level}: val Dice {result.val_dice}"
+        )
+    if not _policies_trained(run):
+        for report in train_policies(run, progress=progress):
+            say(
+                f"[{time.perf_counter() - started:5.0f} s] g_{report.level}: zoom rate {report.zoom_rate:.2f}"
+            )
+    rows = []
+    for entry in read_manifest(manifest).split("test"):
+        for mode in DEMO_MODES:
+            rows.append(
+                segment_and_score(run, entry.slide, entry.mask, mode, out / "outputs" / mode)
+            )
+            say(f"[{time.perf_counter() - started:5.0f} s] {mode}: {entry.slide.name} segmented")
+    return rows
+
+
+def segment_and_score(
+    run: RunDirectory, slide: Path, mask: Path, mode: str, out_dir: Path
+) -> DemoRow:
+    """Segment ``slide`` with ``mode`` into ``out_dir`` and score it against ``mask``."""
+    config = run.config
+    decider = make_decider(mode, run.num_levels, run.policies_dir, config.reward.lam)
+    engine = ZoomEngine(run.load_segmenters(), decider, config, EngineConfig())
+    output, result = segment_one(slide, engine, out_dir, {"lambda": config.reward.lam})
+    labels = zarr.open_array(str(output / "labels.zarr"), mode="r")
+    with open_slide(slide) as opened, open_mask(mask, opened.dimensions) as truth:
+        scores = score_labels(labels, engine.output_downsample, truth, config.data.num_classes)
+    dice = scores.dice
+    return DemoRow(
+        mode,
+        float(dice[1]),
+        float(scores.as_dict(config.data.class_names)["mean_dice"]),
+        result.seconds,
+        result.patches,
+        output,
+    )
+
+
+def format_table(rows: list[DemoRow]) -> str:
+    """The demo's table: Dice (tumour and mean over classes), seconds and patches per level."""
+    header = f"{'mode':<8} {'tumour Dice':>11} {'mean Dice':>9} {'seconds':>8}  patches per level"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        patches = " / ".join(str(p) for p in row.patches)
+        lines.append(
+            f"{row.mode:<8} {row.tumour_dice:>11.3f} {row.mean_dice:>9.3f} {row.seconds:>8.1f}  {patches}"
+        )
+    return "\n".join(lines)
+
+
+def _policies_trained(run: RunDirectory) -> bool:
+    from razn.policy.store import policy_folder, policy_path
+
+    folder = policy_folder(run.policies_dir, run.config.reward.lam)
+    return all(policy_path(folder, level).is_file() for level in range(run.num_levels - 1))

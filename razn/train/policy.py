@@ -1,0 +1,271 @@
+"""Train the zoom policies g_{m−1} … g_0 bottom-up with Stable-Baselines3 PPO.
+
+g_{m−1} is trained first: its children are final L_m segmentations. Each trained
+policy's decisions over the cached nodes of its level then define the children's
+outcome for the level above (:func:`razn.rewards.zoom_outcome`), and so on up to
+g_0. The environment is a contextual bandit (a decision does not change later
+patches), so PPO runs with ``gamma = 0``: the advantage is the reward minus the
+value estimate of the patch.
+
+PPO itself is not modified: the image encoder is a features extractor
+(:class:`razn.policy.ZoomFeatures`) and logging is a callback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+from tqdm.auto import tqdm
+
+from envs.reward_cache import ensure_slide_cache, read_tables
+from envs.zoom import ZoomEnv, zoom_rewards
+from razn.config import dump_yaml, load_config
+from razn.data.manifest import read_manifest
+from razn.engine.deciders import zoom_probability
+from razn.errors import ConfigError, RaznError
+from razn.policy.features import policy_kwargs
+from razn.policy.store import policy_folder, policy_path, save_policy
+from razn.rewards import RewardConfig
+from razn.run_config import RunConfig
+from razn.run_dir import RUNTIME_KEYS, config_differences
+from razn.train.callbacks import TqdmCallback, ZoomStatsCallback
+from razn.train.config import PolicyTrainConfig
+
+
+@dataclass
+class LevelReport:
+    """How a trained policy decides over its level's cached patches."""
+
+    level: int
+    patches: int
+    zoom_rate: float
+    oracle_zoom_rate: float
+    agreement: float
+    mean_reward: float
+    oracle_mean_reward: float
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+def train_level(
+    tables: Sequence[Any],
+    level: int,
+    zoom: Mapping[int, np.ndarray],
+    settings: PolicyTrainConfig,
+    reward: RewardConfig,
+    observation: Any,
+    rate: int,
+    seed: int,
+    log_dir: Path,
+    callbacks: Sequence[Any] = (),
+):
+    """Train g_``level`` with PPO on the cached ``tables``; returns the trained SB3 model."""
+
+    def make(index: int) -> Callable[[], Monitor]:
+        def build() -> Monitor:
+            env = ZoomEnv(
+                (list(tables), None),
+                level,
+                reward=reward,
+                observation=observation,
+                rate=rate,
+                zoom=zoom,
+                episode_length=settings.episode_length,
+                sampling=settings.sampling,
+            )
+            env.reset(seed=seed + index)
+            return Monitor(env)
+
+        return build
+
+    vec = DummyVecEnv([make(i) for i in range(settings.n_envs)])
+    vec.seed(seed)
+    model = PPO(
+        "MultiInputPolicy",
+        vec,
+        learning_rate=settings.learning_rate,
+        n_steps=settings.n_steps,
+        batch_size=settings.batch_size,
+        n_epochs=settings.n_epochs,
+        gamma=0.0,
+        gae_lambda=1.0,
+        clip_range=settings.clip_range,
+        ent_coef=settings.ent_coef,
+        policy_kwargs=policy_kwargs(settings.net),
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+    log_dir.mkdir(parents=True, exist_ok=True)
+    model.set_logger(configure(str(log_dir), ["csv"]))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.torch_threads)
+    try:
+        model.learn(settings.timesteps, callback=[ZoomStatsCallback(), *callbacks])
+    finally:
+        torch.set_num_threads(threads)
+    return model
+
+
+def policy_decisions(
+    policy: Any, observations: Mapping[str, np.ndarray], batch: int = 256
+) -> np.ndarray:
+    """P(zoom) of ``policy`` for cached observations shaped ``(R, n, n, …)``; same leading shape."""
+    leading = observations["stats"].shape[:3]
+    flat = {k: v.reshape(-1, *v.shape[3:]) for k, v in observations.items()}
+    total = len(flat["stats"])
+    probabilities = [
+        zoom_probability(policy, {k: v[i : i + batch] for k, v in flat.items()})
+        for i in range(0, total, batch)
+    ]
+    if not probabilities:
+        return np.zeros(leading, np.float32)
+    return np.concatenate(probabilities).reshape(leading)
+
+
+def level_report(level: int, zoom_probabilities: np.ndarray, rewards: np.ndarray) -> LevelReport:
+    """Compare the policy's decisions with the oracle's (zoom exactly where the reward is positive)."""
+    zoom = zoom_probabilities.ravel() > 0.5
+    values = rewards.ravel()
+    oracle = values > 0
+    return LevelReport(
+        level=level,
+        patches=int(values.size),
+        zoom_rate=float(zoom.mean()) if values.size else 0.0,
+        oracle_zoom_rate=float(oracle.mean()) if values.size else 0.0,
+        agreement=float((zoom == oracle).mean()) if values.size else 0.0,
+        mean_reward=float(np.where(zoom, values, 0).mean()) if values.size else 0.0,
+        oracle_mean_reward=float(np.where(oracle, values, 0).mean()) if values.size else 0.0,
+    )
+
+
+def save_level(
+    model: Any,
+    path: Path,
+    report: LevelReport,
+    observation: Any,
+    num_classes: int,
+    settings: PolicyTrainConfig,
+    reward: RewardConfig,
+) -> None:
+    """Write the policy (safetensors) and its report (JSON beside it)."""
+    extra = {"level": report.level, "lam": reward.lam, "policy_cost": reward.policy_cost}
+    save_policy(model.policy, path, observation, num_classes, settings.net, extra)
+    report_path = path.with_suffix(".json")
+    report_path.write_text(json.dumps({**extra, **report.as_dict()}, indent=2), encoding="utf-8")
+
+
+POLICY_SECTIONS = ("policy", "reward")
+"""Config sections that may differ from the run's when training its policies."""
+
+
+def policy_config(
+    run: Any, config_path: Path | None, overrides: Sequence[str] = (), lam: float | None = None
+) -> RunConfig:
+    """The run's config with its ``policy`` and ``reward`` sections taken from ``config_path``
+    (if given), then ``overrides`` and ``lam`` (λ) applied.
+
+    Anything else that differs from the run's config is refused: the policies must be
+    trained against the segmenters the run holds.
+    """
+    source = config_path if config_path is not None else run.path / "config.yaml"
+    wanted = load_config(RunConfig, source, tuple(overrides))
+    if lam is not None:
+        wanted = replace(wanted, reward=replace(wanted.reward, lam=float(lam)))
+    config = replace(run.config, policy=wanted.policy, reward=wanted.reward)
+    changed = {
+        key
+        for key in config_differences(run.config, wanted)
+        if key.split(".")[0] not in POLICY_SECTIONS and key not in RUNTIME_KEYS
+    }
+    if changed:
+        raise ConfigError(
+            f"differs from the run's config outside {'/'.join(POLICY_SECTIONS)} (at "
+            f"{', '.join(sorted(changed))}); policies are trained for the run's own segmenters",
+            source,
+        )
+    return config
+
+
+def train_policies(
+    run: Any, config: RunConfig | None = None, progress: bool = False
+) -> list[LevelReport]:
+    """Train g_{m−1} … g_0 of ``run`` (a RunDirectory with trained segmenters).
+
+    ``config`` (default: the run's) supplies the ``policy`` and ``reward`` sections; see
+    :func:`policy_config`. Builds (or reuses) the reward cache of the slides in
+    ``policy.splits``, trains one PPO agent per level bottom-up and writes each as
+    ``RUN/policies/lam_<λ>/level_<i>.safetensors`` with a JSON report beside it and the
+    resolved config as ``config.yaml`` in the folder.
+    """
+    config = config or run.config
+    reward = config.reward
+    settings = config.policy
+    geometry = config.levels.geometry()
+    caches = build_reward_cache(run, config, progress)
+    tables, _ = read_tables(caches)
+    folder = policy_folder(run.policies_dir, reward.lam)
+    folder.mkdir(parents=True, exist_ok=True)
+    dump_yaml(config, folder / "config.yaml")
+    zoom: dict[int, np.ndarray] = {}
+    reports = []
+    for level in range(geometry.finest_level - 1, -1, -1):
+        bar = [TqdmCallback(settings.timesteps, f"policy level {level}")] if progress else []
+        model = train_level(
+            tables,
+            level,
+            zoom,
+            settings,
+            reward,
+            config.observation,
+            geometry.rate,
+            config.seed + level,
+            folder / f"level_{level}_log",
+            bar,
+        )
+        model.policy.set_training_mode(False)
+        probabilities = policy_decisions(model.policy, tables[level].observations)
+        rewards = zoom_rewards(tables, level, geometry.rate, zoom, reward)
+        report = level_report(level, probabilities, rewards)
+        save_level(
+            model,
+            policy_path(folder, level),
+            report,
+            config.observation,
+            config.data.num_classes,
+            settings,
+            reward,
+        )
+        zoom[level] = probabilities > 0.5
+        reports.append(report)
+    return reports
+
+
+def build_reward_cache(run: Any, config: RunConfig, progress: bool = False) -> list[Path]:
+    """The reward caches of the slides in ``policy.splits`` (built or reused), one per slide."""
+    manifest = read_manifest(config.data.manifest)
+    entries = [e for e in manifest.entries if e.split in config.policy.splits]
+    if not entries:
+        raise RaznError(f"no slides in splits {list(config.policy.splits)}", manifest.path)
+    segmenters = run.load_segmenters()
+    seg_paths = [run.segmenter_path(level) for level in range(len(segmenters))]
+    run.cache_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        ensure_slide_cache(e.slide, e.mask, segmenters, seg_paths, config, run.cache_dir)
+        for e in _progress(entries, "reward cache", progress)
+    ]
+
+
+def _progress(items: Sequence[Any], description: str, enabled: bool) -> Sequence[Any]:
+    return tqdm(items, desc=description, unit="slide") if enabled else items
