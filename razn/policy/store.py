@@ -16,6 +16,7 @@ from razn.errors import CheckpointError
 from razn.observation import ObservationConfig, observation_space
 from razn.policy.config import PolicyNetConfig
 from razn.policy.features import policy_kwargs
+from razn.safe_weights import load_module, read_metadata, save_module
 
 POLICY_FORMAT = "razn-policy/1"
 
@@ -42,9 +43,6 @@ def save_policy(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``policy`` (an SB3 actor-critic policy) to ``path`` as safetensors, atomically."""
-    from safetensors.torch import save_model
-
-    path = Path(path)
     metadata = {
         "format": POLICY_FORMAT,
         "observation": json.dumps(to_dict(observation)),
@@ -52,42 +50,22 @@ def save_policy(
         "net": json.dumps(to_dict(net)),
         "extra": json.dumps(extra or {}),
     }
-    partial = path.with_name(path.name + ".partial")
-    # save_model stores the extractor SB3 shares between actor and critic once.
-    save_model(policy, str(partial), metadata=metadata)
-    partial.replace(path)
-    return path
+    return save_module(policy, path, metadata)
 
 
 def load_policy(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
     """Rebuild a policy written by :func:`save_policy`; returns it (eval mode) and its extras."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_model, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError("policy file not found", path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"not a valid safetensors policy ({exc})", path) from None
-    if metadata.get("format") != POLICY_FORMAT:
-        raise CheckpointError(
-            f"policy format {metadata.get('format')!r} is not {POLICY_FORMAT!r}; "
-            "razn loads only policies it wrote (retrain with this version)",
-            path,
-        )
+    metadata = read_metadata(path, POLICY_FORMAT, "policy")
     try:
         observation = from_mapping(
             ObservationConfig, json.loads(metadata["observation"]), str(path)
         )
         net = from_mapping(PolicyNetConfig, json.loads(metadata["net"]), str(path))
         policy = build_policy(observation, int(metadata["num_classes"]), net)
-        load_model(policy, str(path), strict=True)
         extra = json.loads(metadata.get("extra", "{}"))
-    except (KeyError, ValueError, RuntimeError, SafetensorError) as exc:
-        raise CheckpointError(f"policy does not match its architecture: {exc}", path) from None
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"policy metadata is damaged: {exc}", path) from None
+    load_module(policy, path, "policy")
     policy.set_training_mode(False)
     return policy.to(device), extra
 

@@ -16,9 +16,14 @@ class SegTrainConfig:
 
     Levels are trained one after another, each from scratch, on patches of
     ``levels.patch_size`` pixels read at the level's own downsample.
+
+    The defaults fit a 2-core CPU: a step of 8 patches of 256² with the default
+    MobileNetV3 U-Net takes about 0.6 s (0.8 s with reading and bookkeeping), so four
+    levels of 360 steps take about 20 minutes; on the synthetic benchmark the validation
+    Dice has levelled off by then (it gains < 0.01 from 360 to 500 steps).
     """
 
-    steps: int = 450
+    steps: int = 360
     """Optimisation steps per level."""
     batch_size: int = 8
     """Patches per step."""
@@ -40,7 +45,7 @@ class SegTrainConfig:
     """Random flips, 90° rotations and colour jitter on training patches (never on validation)."""
     colour_jitter: float = 0.08
     """Largest relative change of brightness, contrast, saturation and per-channel gain."""
-    val_every: int = 100
+    val_every: int = 90
     """Validate (and checkpoint) every this many steps, and after the last step."""
     val_patches: int = 96
     """Size of the fixed validation set per level (drawn once from the validation slides)."""
