@@ -8,33 +8,11 @@ from pathlib import Path
 
 import click
 
+from razn.cli.options import training_run_options
+
 
 @click.command("train-seg")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Run config YAML (e.g. configs/default.yaml); optional when continuing a run.",
-)
-@click.option(
-    "--run",
-    "run_path",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory; an existing run is continued. Default: runs/NAME__seedS__TIME.",
-)
-@click.option(
-    "--manifest",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Dataset manifest CSV; overrides data.manifest.",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config key, e.g. seg_train.steps=50 (repeatable).",
-)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@training_run_options
 def command(
     config_path: Path | None,
     run_path: Path | None,
