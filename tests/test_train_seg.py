@@ -16,7 +16,7 @@ from razn.cli import main
 from razn.config import from_mapping, read_yaml_mapping, to_dict
 from razn.data.patches import validation_set
 from razn.data.synth import SynthConfig, make_dataset
-from razn.errors import CheckpointError, ConfigError
+from razn.errors import CheckpointError, ConfigError, ManifestError
 from razn.models import load_segmenter, predict_probs
 from razn.run_config import RunConfig, load_run_config
 from razn.run_dir import RunDirectory
@@ -191,10 +191,12 @@ def test_continuing_with_another_config_is_refused(trained, manifest):
         RunDirectory.create(trained.path, tiny_config(manifest))
 
 
-def test_a_new_run_needs_a_manifest(tmp_path):
-    run = prepare_run(CONFIGS / "tiny.yaml", tmp_path / "r", ("data.manifest=null",))
+def test_a_new_run_needs_a_manifest_and_is_not_created_without_one(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.manifest is not set"):
-        train_segmenters(run, progress=False)
+        prepare_run(CONFIGS / "tiny.yaml", tmp_path / "r", ("data.manifest=null",))
+    with pytest.raises(ManifestError, match="manifest not found"):
+        prepare_run(CONFIGS / "tiny.yaml", tmp_path / "r", ("data.manifest=nowhere.csv",))
+    assert not (tmp_path / "r").exists()
 
 
 def test_shipped_configs_load_and_default_yaml_lists_every_key():

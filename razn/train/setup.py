@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from razn.config import load_config
-from razn.data.manifest import read_manifest
+from razn.data.manifest import Manifest, read_manifest
 from razn.data.patches import SlideRecord, index_slides
 from razn.errors import ConfigError, ManifestError
 from razn.run_config import RunConfig
@@ -46,6 +46,7 @@ def prepare_run(
     if manifest is not None:
         overrides = (*overrides, f"data.manifest={Path(manifest).resolve()}")
     config = resolve_paths(load_config(RunConfig, config_path, overrides))
+    check_manifest(config)  # before anything is written: a bad path must not leave a run behind
     if run_path is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_path = Path("runs") / f"{config.name}__seed{config.seed}__{stamp}"
@@ -60,14 +61,19 @@ def resolve_paths(config: RunConfig) -> RunConfig:
     return dataclasses.replace(config, data=data)
 
 
-def load_slide_records(config: RunConfig) -> SlideRecords:
-    """Read the manifest and index the slides of the training and validation splits."""
+def check_manifest(config: RunConfig) -> Manifest:
+    """The run's manifest, read and checked (every slide and mask exists)."""
     if config.data.manifest is None:
         raise ConfigError(
             "data.manifest is not set; set it in the config or pass --manifest "
             "(make a synthetic dataset with `razn synth data/synth`)"
         )
-    manifest = read_manifest(config.data.manifest)
+    return read_manifest(config.data.manifest)
+
+
+def load_slide_records(config: RunConfig) -> SlideRecords:
+    """Read the manifest and index the slides of the training and validation splits."""
+    manifest = check_manifest(config)
     train = config.seg_train
     records = {}
     for role, splits in (("train", train.train_splits), ("val", train.val_splits)):
