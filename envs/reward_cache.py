@@ -31,7 +31,7 @@ from razn.config import to_dict
 from razn.data.masks import LabelMask, open_mask
 from razn.geometry import ZoomGeometry, resample_labels
 from razn.models import Segmenter, predict_probs
-from razn.observation import make_observations
+from razn.observation import NUM_FIXED_STATS, make_observations
 from razn.rewards import block_sums
 from razn.run_config import RunConfig
 from razn.slide import Slide, open_slide, read_at_downsample
@@ -238,7 +238,7 @@ def _empty_table(config: RunConfig, level: int) -> LevelTable:
         observations = {
             "image": np.zeros((0, n, n, 3, s, s), np.uint8),
             "seg": np.zeros((0, n, n, k, s, s), np.uint8),
-            "stats": np.zeros((0, n, n, 5 + k), np.float32),
+            "stats": np.zeros((0, n, n, NUM_FIXED_STATS + k), np.float32),
         }
     return LevelTable(np.zeros((0, n, n)), np.zeros((0, n, n)), observations)
 
