@@ -16,13 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 import zarr
 
 from razn.config import load_config
 from razn.data.manifest import read_manifest
 from razn.data.masks import open_mask
-from razn.data.synth import SynthConfig, make_dataset
+from razn.data.synth import SynthConfig, ensure_dataset
 from razn.engine import EngineConfig, ZoomEngine
 from razn.engine.batch import segment_one
 from razn.engine.modes import make_decider
@@ -75,42 +74,27 @@ def demo_config(manifest: Path) -> RunConfig:
     return load_config(RunConfig, None, (*DEMO_OVERRIDES, f"data.manifest={manifest.resolve()}"))
 
 
-def ensure_dataset(folder: Path, progress: bool) -> Path:
+def ensure_demo_dataset(folder: Path, progress: bool) -> Path:
     """The demo dataset's manifest, generated unless an identical one is already there."""
-    manifest = folder / "manifest.csv"
-    record = folder / "dataset.yaml"
-    if manifest.is_file() and record.is_file():
-        made = yaml.safe_load(record.read_text(encoding="utf-8")) or {}
-        if (
-            made.get("width"),
-            made.get("height"),
-            made.get("seed"),
-            len(made.get("slides", [])),
-        ) == (
-            *DEMO_SIZE,
-            DEMO_SEED,
-            DEMO_SLIDES,
-        ):
-            return manifest
-    return make_dataset(
+    return ensure_dataset(
         folder, DEMO_SLIDES, *DEMO_SIZE, DEMO_SEED, SynthConfig(), progress=progress
     )
 
 
 def run_demo(out: Path, progress: bool = True, say: Callable[[str], None] = print) -> list[DemoRow]:
     """Run the demo into ``out`` and return its table (see the module docstring)."""
-    from razn.train.policy import train_policies
+    from razn.train.policy import policies_exist, train_policies
     from razn.train.segmentation import train_segmenters
 
     started = time.perf_counter()
-    manifest = ensure_dataset(out / "data", progress)
+    manifest = ensure_demo_dataset(out / "data", progress)
     say(f"[{time.perf_counter() - started:5.0f} s] dataset: {manifest}")
     run = RunDirectory.open_or_create(out / "run", demo_config(manifest))
     for result in train_segmenters(run, progress=progress):
         say(
             f"[{time.perf_counter() - started:5.0f} s] f_{result.level}: val Dice {result.val_dice}"
         )
-    if not _policies_trained(run):
+    if not policies_exist(run, run.config.reward.lam):
         for report in train_policies(run, progress=progress):
             say(
                 f"[{time.perf_counter() - started:5.0f} s] g_{report.level}: zoom rate {report.zoom_rate:.2f}"
@@ -157,10 +141,3 @@ def format_table(rows: list[DemoRow]) -> str:
             f"{row.mode:<8} {row.tumour_dice:>11.3f} {row.mean_dice:>9.3f} {row.seconds:>8.1f}  {patches}"
         )
     return "\n".join(lines)
-
-
-def _policies_trained(run: RunDirectory) -> bool:
-    from razn.policy.store import policy_folder, policy_path
-
-    folder = policy_folder(run.policies_dir, run.config.reward.lam)
-    return all(policy_path(folder, level).is_file() for level in range(run.num_levels - 1))

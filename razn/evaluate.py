@@ -9,6 +9,7 @@ rows at a time, never a whole slide.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,16 +37,34 @@ class SegmentationScores:
         union = self.confusion.sum(axis=0) + self.confusion.sum(axis=1) - tp
         return np.divide(tp, union, out=np.full(len(tp), np.nan), where=union > 0)
 
-    def as_dict(self, class_names: tuple[str, ...]) -> dict[str, Any]:
-        """``{"dice": {name: …}, "iou": {…}, "mean_dice", "mean_iou"}`` (NaN classes are absent)."""
+    @property
+    def foreground_dice(self) -> float:
+        """Mean Dice over classes 1 … K−1 (class 0, background, left out; NaN classes skipped).
+
+        The headline figure: background covers most of a slide and its Dice is close to 1
+        whatever the method, so including it hides the differences that matter.
+        """
+        return _nanmean(self.dice[1:])
+
+    @property
+    def foreground_iou(self) -> float:
+        """Mean IoU over classes 1 … K−1 (see :attr:`foreground_dice`)."""
+        return _nanmean(self.iou[1:])
+
+    def as_dict(self, class_names: Sequence[str]) -> dict[str, Any]:
+        """Per-class ``dice`` and ``iou`` (NaN classes are absent), their means over all
+        classes and over the foreground classes, and the confusion matrix."""
         dice, iou = self.dice, self.iou
         return {
+            "foreground_dice": self.foreground_dice,
+            "foreground_iou": self.foreground_iou,
             "dice": {
                 n: float(d) for n, d in zip(class_names, dice, strict=False) if not np.isnan(d)
             },
             "iou": {n: float(v) for n, v in zip(class_names, iou, strict=False) if not np.isnan(v)},
             "mean_dice": float(np.nanmean(dice)) if not np.isnan(dice).all() else float("nan"),
             "mean_iou": float(np.nanmean(iou)) if not np.isnan(iou).all() else float("nan"),
+            "confusion": self.confusion.tolist(),
         }
 
     def __add__(self, other: SegmentationScores) -> SegmentationScores:
@@ -55,7 +74,7 @@ class SegmentationScores:
 def score_labels(
     prediction: Any,
     prediction_downsample: float,
-    mask: LabelMask,
+    mask: LabelMask | np.ndarray,
     num_classes: int,
     downsample: float | None = None,
     rows_per_block: int = 1024,
@@ -64,13 +83,17 @@ def score_labels(
 
     Args:
         prediction: labels at ``prediction_downsample`` covering the slide from (0, 0).
-        mask: the ground truth, aligned with the same slide.
+        mask: the ground truth, aligned with the same slide; or the truth already read
+            at ``downsample`` (see :func:`read_truth`), to score many predictions of one
+            slide without reading its mask again.
         num_classes: K; predicted or true values >= K (other than 255) are an error.
         downsample: the evaluation resolution; defaults to the prediction's.
     """
     downsample = downsample or prediction_downsample
-    width = int(np.ceil(mask.slide_dimensions[0] / downsample - 1e-9))
-    height = int(np.ceil(mask.slide_dimensions[1] / downsample - 1e-9))
+    if isinstance(mask, np.ndarray):
+        height, width = mask.shape
+    else:
+        width, height = evaluation_shape(mask.slide_dimensions, downsample)
     cols = centre_indices(0, downsample, width, prediction_downsample)
     cols = np.minimum(cols, prediction.shape[1] - 1)
     confusion = np.zeros((num_classes, num_classes), np.int64)
@@ -79,9 +102,30 @@ def score_labels(
         rows = centre_indices(y0 * downsample, downsample, h, prediction_downsample)
         rows = np.minimum(rows, prediction.shape[0] - 1)
         block = np.asarray(prediction[int(rows[0]) : int(rows[-1]) + 1])[rows - rows[0]][:, cols]
-        truth = mask.read_labels((0, y0 * downsample), downsample, (width, h))
+        if isinstance(mask, np.ndarray):
+            truth = mask[y0 : y0 + h]
+        else:
+            truth = mask.read_labels((0, y0 * downsample), downsample, (width, h))
         confusion += confusion_matrix(truth, block, num_classes)
     return SegmentationScores(confusion)
+
+
+def evaluation_shape(dimensions: tuple[int, int], downsample: float) -> tuple[int, int]:
+    """``(width, height)`` of the evaluation grid at ``downsample`` over a slide of ``dimensions``."""
+    return (
+        int(np.ceil(dimensions[0] / downsample - 1e-9)),
+        int(np.ceil(dimensions[1] / downsample - 1e-9)),
+    )
+
+
+def read_truth(mask: LabelMask, downsample: float) -> np.ndarray:
+    """The whole ground truth at ``downsample``, ``[y, x]`` uint8 (255 = ignore)."""
+    width, height = evaluation_shape(mask.slide_dimensions, downsample)
+    return mask.read_labels((0, 0), downsample, (width, height))
+
+
+def _nanmean(values: np.ndarray) -> float:
+    return float(np.nanmean(values)) if values.size and not np.isnan(values).all() else float("nan")
 
 
 def confusion_matrix(truth: np.ndarray, prediction: np.ndarray, num_classes: int) -> np.ndarray:

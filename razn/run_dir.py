@@ -20,8 +20,12 @@ A run is created once with :meth:`RunDirectory.create` and reopened with
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -158,10 +162,16 @@ class RunDirectory:
         )
 
     def record_segmenter(self, level: int) -> None:
-        """Mark f_``level`` finished, storing its file's SHA-256 to detect later tampering."""
+        """Mark f_``level`` finished, storing its file's SHA-256 to detect later tampering.
+
+        Levels may be trained by parallel processes, so ``run.json`` is re-read and updated
+        under an exclusive lock: no process overwrites another's record.
+        """
         digest = _sha256(self.segmenter_path(level))
-        self.info["segmenters"][str(self._level(level))] = {"sha256": digest}
-        self._write_info()
+        with _locked(self.path / "run.json.lock"):
+            self.info["segmenters"].update(_read_info(self.path / "run.json")["segmenters"])
+            self.info["segmenters"][str(self._level(level))] = {"sha256": digest}
+            self._write_info()
 
     def load_segmenter(self, level: int, device: str = "cpu") -> tuple[Segmenter, dict[str, Any]]:
         """f_``level`` (eval mode) and its metadata, after checking it is the file trained."""
@@ -202,12 +212,23 @@ class RunDirectory:
 
     def _write_info(self) -> None:
         target = self.path / "run.json"
-        partial = target.with_name(target.name + ".partial")
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
         partial.write_text(json.dumps(self.info, indent=2) + "\n", encoding="utf-8")
         partial.replace(target)
 
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r}, levels={list(self.config.levels.downsamples)})"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing) for the ``with`` block."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _read_info(path: Path) -> dict[str, Any]:

@@ -54,7 +54,8 @@ class Always:
     name: str = "always"
     needs_observation: bool = True
 
-    def decide(self, level, count, observations):
+    def decide(self, level, nodes, observations):
+        count = len(nodes)
         assert observations is not None and observations["image"].shape[0] == count
         return np.full(count, self.zoom), np.full(count, float(self.zoom), np.float32)
 
@@ -146,9 +147,9 @@ def test_every_area_is_decided_once_under_a_mixed_policy(tmp_path):
         needs_observation: bool = True
         calls: int = 0
 
-        def decide(self, level, count, observations):
+        def decide(self, level, nodes, observations):
             self.calls += 1
-            zoom = (np.arange(count) + level) % 2 == 0
+            zoom = (np.arange(len(nodes)) + level) % 2 == 0
             return zoom, zoom.astype(np.float32)
 
     labels, result = run(ZoomEngine(models, Checkerboard(), config_for()), slide, tmp_path, "mixed")

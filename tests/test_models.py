@@ -8,6 +8,7 @@ import pytest
 from razn.errors import CheckpointError, ConfigError
 from razn.models import (
     SegmenterConfig,
+    class_labels,
     create_segmenter,
     load_segmenter,
     predict_probs,
@@ -54,3 +55,12 @@ def test_bad_architecture_is_a_config_error():
         SegmenterConfig(encoder_depth=3)
     with pytest.raises(ConfigError, match="cannot build model"):
         create_segmenter(SegmenterConfig(encoder="no-such-encoder"), 2)
+
+
+def test_class_labels_matches_argmax_with_ties_to_the_lowest_class():
+    rng = np.random.default_rng(0)
+    probs = rng.random((3, 4, 9, 7)).astype(np.float32)
+    probs[0, :, 0, 0] = 0.25  # a four-way tie: class 0 wins, as with argmax
+    probs[1, 2, 1, 1] = probs[1, 3, 1, 1] = 5.0  # tie between 2 and 3: 2 wins
+    np.testing.assert_array_equal(class_labels(probs), probs.argmax(axis=1))
+    assert class_labels(probs).dtype == np.uint8

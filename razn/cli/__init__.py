@@ -34,8 +34,10 @@ def main() -> None:
 
 def _register() -> None:
     from razn.cli import (
+        benchmark,
         build_cache,
         demo,
+        evaluate,
         info,
         rasterize,
         segment,
@@ -46,7 +48,7 @@ def _register() -> None:
     )
 
     commands = (info, synth, rasterize, train_seg, build_cache, train_policy, train)
-    for module in (*commands, segment, demo):
+    for module in (*commands, segment, evaluate, benchmark, demo):
         main.add_command(module.command)
 
 

@@ -57,5 +57,5 @@ def command(
             f"mean reward {report.mean_reward:.4f} (oracle {report.oracle_mean_reward:.4f}) "
             f"over {report.patches} patches"
         )
-    folder = policy_folder(run.policies_dir, config.reward.lam)
+    folder = policy_folder(run.policies_dir, config.reward.lam, config.policy.seed)
     click.echo(f"policies in {folder} ({time.perf_counter() - started:.0f} s)")

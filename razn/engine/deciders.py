@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from razn.errors import RaznError
+from razn.geometry import Node
 
 Decision = tuple[np.ndarray, np.ndarray]
 """``(zoom: bool (N,), zoom_probability: float32 (N,))``."""
@@ -28,9 +29,9 @@ class Decider(Protocol):
     needs_observation: bool
 
     def decide(
-        self, level: int, count: int, observations: dict[str, np.ndarray] | None
+        self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
     ) -> Decision:
-        """Decisions for ``count`` nodes of ``level`` (observations given iff needed)."""
+        """Decisions for ``nodes`` of ``level`` (observations given iff needed, in node order)."""
         ...
 
 
@@ -47,9 +48,9 @@ class FixedLevel:
     needs_observation: bool = False
 
     def decide(
-        self, level: int, count: int, observations: dict[str, np.ndarray] | None
+        self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
     ) -> Decision:
-        return _constant(count, level < self.level)
+        return _constant(len(nodes), level < self.level)
 
 
 @dataclass
@@ -66,10 +67,10 @@ class RandomZoom:
         self._rng = np.random.default_rng(self.seed)
 
     def decide(
-        self, level: int, count: int, observations: dict[str, np.ndarray] | None
+        self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
     ) -> Decision:
         p = float(self.probability[level])
-        return self._rng.random(count) < p, np.full(count, p, np.float32)
+        return self._rng.random(len(nodes)) < p, np.full(len(nodes), p, np.float32)
 
 
 @dataclass
@@ -81,7 +82,7 @@ class UncertaintyThreshold:
     needs_observation: bool = True
 
     def decide(
-        self, level: int, count: int, observations: dict[str, np.ndarray] | None
+        self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
     ) -> Decision:
         if observations is None:
             raise RaznError("the uncertainty decider needs observations")
@@ -98,15 +99,47 @@ class PolicyDecider:
     needs_observation: bool = True
 
     def decide(
-        self, level: int, count: int, observations: dict[str, np.ndarray] | None
+        self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
     ) -> Decision:
         if observations is None:
             raise RaznError("the policy decider needs observations")
         policy = self.policies.get(level)
         if policy is None:  # no policy at this level: f_i decides alone
-            return _constant(count, False)
+            return _constant(len(nodes), False)
         probability = zoom_probability(policy, observations)
         return probability > 0.5, probability
+
+
+@dataclass
+class PlannedZoom:
+    """Decisions fixed in advance per node, e.g. the ``oracle``'s from ground truth.
+
+    ``zoom[level]`` is a bool array ``(R, n, n)`` over the descendants at ``level`` of
+    the roots ``roots[k] = (col, row)`` (the layout of :mod:`razn.rewards`, ``n = r^level``);
+    a node outside every listed root breaks.
+    """
+
+    roots: np.ndarray
+    zoom: Mapping[int, np.ndarray]
+    rate: int
+    name: str = "oracle"
+    needs_observation: bool = False
+
+    def __post_init__(self) -> None:
+        self._root_index = {(int(c), int(r)): k for k, (c, r) in enumerate(self.roots)}
+
+    def decide(
+        self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
+    ) -> Decision:
+        planned = self.zoom.get(level)
+        zoom = np.zeros(len(nodes), bool)
+        if planned is not None:
+            n = self.rate**level
+            for i, node in enumerate(nodes):
+                k = self._root_index.get((node.col // n, node.row // n))
+                if k is not None:
+                    zoom[i] = bool(planned[k, node.row % n, node.col % n])
+        return zoom, zoom.astype(np.float32)
 
 
 def zoom_probability(policy: object, observations: dict[str, np.ndarray]) -> np.ndarray:

@@ -35,6 +35,7 @@ def make_decider(
     threshold: float | None = None,
     zoom_probability: float | None = None,
     seed: int = 0,
+    policy_seed: int | None = None,
 ) -> Decider:
     """The decider of ``mode`` (see the module docstring); errors name what is missing."""
     finest = num_levels - 1
@@ -61,5 +62,6 @@ def make_decider(
 
         if policies_dir is None or lam is None:
             raise ConfigError("mode razn needs a run directory and λ")
-        return PolicyDecider(load_policies(policy_folder(policies_dir, lam), num_levels))
+        folder = policy_folder(policies_dir, lam, policy_seed)
+        return PolicyDecider(load_policies(folder, num_levels))
     raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(MODE_NAMES)}")

@@ -26,7 +26,7 @@ from razn.engine.deciders import Decider
 from razn.engine.reader import PatchReader
 from razn.engine.stitch import LabelWriter
 from razn.geometry import Node
-from razn.models import Segmenter, predict_probs
+from razn.models import Segmenter, class_labels, predict_probs
 from razn.observation import make_observations
 from razn.run_config import RunConfig
 from razn.slide import Slide, plan_levels
@@ -178,7 +178,7 @@ class _SlideRun:
             observations = make_observations(
                 patches, probs, on_tissue.mean(axis=(1, 2)), self.engine.config.observation
             )
-            zoom, probability = decider.decide(level, len(batch), observations)
+            zoom, probability = decider.decide(level, batch, observations)
             self.result.timings["policy"] += time.perf_counter() - start
             children += self._apply(batch, zoom, probability, probs, on_tissue)
         return children
@@ -187,7 +187,7 @@ class _SlideRun:
         if level == self.geometry.finest_level:
             zoom, probability = np.zeros(len(nodes), bool), np.zeros(len(nodes), np.float32)
         else:
-            zoom, probability = self.engine.decider.decide(level, len(nodes), None)
+            zoom, probability = self.engine.decider.decide(level, nodes, None)
         children: list[Node] = []
         break_probability: dict[Node, float] = {}
         for node, z, p in zip(nodes, zoom, probability, strict=True):
@@ -244,7 +244,7 @@ class _SlideRun:
         """Write the breaks of a batch and return the children of its zooms."""
         children: list[Node] = []
         start = time.perf_counter()
-        labels = np.where(on_tissue, probs.argmax(axis=1), 0).astype(np.uint8)
+        labels = np.where(on_tissue, class_labels(probs), 0).astype(np.uint8)
         for i, node in enumerate(batch):
             action = "zoom" if zoom[i] else "break"
             self.result.decisions.add(

@@ -2,11 +2,12 @@
 
 from razn.models.checkpoint import load_segmenter, save_segmenter
 from razn.models.factory import Segmenter, SegmenterConfig, create_segmenter
-from razn.models.inference import predict_probs, select_device
+from razn.models.inference import class_labels, predict_probs, select_device
 
 __all__ = [
     "Segmenter",
     "SegmenterConfig",
+    "class_labels",
     "create_segmenter",
     "load_segmenter",
     "predict_probs",

@@ -70,9 +70,11 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, A
     return policy.to(device), extra
 
 
-def policy_folder(policies_dir: Path, lam: float) -> Path:
-    """Where a run keeps the policies trained for λ = ``lam``: ``RUN/policies/lam_<λ>/``."""
-    return Path(policies_dir) / f"lam_{lam:g}"
+def policy_folder(policies_dir: Path, lam: float, seed: int | None = None) -> Path:
+    """Where a run keeps the policies trained for λ = ``lam``: ``RUN/policies/lam_<λ>/``,
+    or ``lam_<λ>_seed_<s>/`` for those trained with their own ``policy.seed``."""
+    name = f"lam_{lam:g}" if seed is None else f"lam_{lam:g}_seed_{seed}"
+    return Path(policies_dir) / name
 
 
 def policy_path(folder: Path, level: int) -> Path:

@@ -215,7 +215,7 @@ def train_policies(
     geometry = config.levels.geometry()
     caches = build_reward_cache(run, config, progress)
     tables, _ = read_tables(caches)
-    folder = policy_folder(run.policies_dir, reward.lam)
+    folder = policy_folder(run.policies_dir, reward.lam, settings.seed)
     folder.mkdir(parents=True, exist_ok=True)
     dump_yaml(config, folder / "config.yaml")
     zoom: dict[int, np.ndarray] = {}
@@ -230,7 +230,7 @@ def train_policies(
             reward,
             config.observation,
             geometry.rate,
-            config.seed + level,
+            (config.seed if settings.seed is None else settings.seed) + level,
             folder / f"level_{level}_log",
             bar,
         )
@@ -252,12 +252,22 @@ def train_policies(
     return reports
 
 
-def build_reward_cache(run: Any, config: RunConfig, progress: bool = False) -> list[Path]:
-    """The reward caches of the slides in ``policy.splits`` (built or reused), one per slide."""
+def policies_exist(run: Any, lam: float, seed: int | None = None) -> bool:
+    """True when every g_i of ``run`` for λ = ``lam`` (and PPO ``seed``) has been saved."""
+    folder = policy_folder(run.policies_dir, lam, seed)
+    return all(policy_path(folder, level).is_file() for level in range(run.num_levels - 1))
+
+
+def build_reward_cache(
+    run: Any, config: RunConfig, progress: bool = False, splits: Sequence[str] | None = None
+) -> list[Path]:
+    """The reward caches of the slides in ``splits`` (default ``policy.splits``), built or
+    reused, one per slide."""
+    splits = tuple(config.policy.splits if splits is None else splits)
     manifest = read_manifest(config.data.manifest)
-    entries = [e for e in manifest.entries if e.split in config.policy.splits]
+    entries = [e for e in manifest.entries if e.split in splits]
     if not entries:
-        raise RaznError(f"no slides in splits {list(config.policy.splits)}", manifest.path)
+        raise RaznError(f"no slides in splits {list(splits)}", manifest.path)
     segmenters = run.load_segmenters()
     seg_paths = [run.segmenter_path(level) for level in range(len(segmenters))]
     run.cache_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ writing), ``slide_writer`` and ``dataset``.
 
 from razn.data.synth.config import SynthConfig
 from razn.data.synth.content import render_layers, render_tile
-from razn.data.synth.dataset import make_dataset, slide_seed, split_names
+from razn.data.synth.dataset import ensure_dataset, make_dataset, slide_seed, split_names
 from razn.data.synth.fields import Layers
 from razn.data.synth.layout import SlideLayout, slide_layout
 from razn.data.synth.slide_writer import write_synthetic_slide
@@ -24,6 +24,7 @@ __all__ = [
     "Layers",
     "SlideLayout",
     "SynthConfig",
+    "ensure_dataset",
     "make_dataset",
     "render_layers",
     "render_tile",

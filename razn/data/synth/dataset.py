@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from razn.config import dump_yaml
+from razn.config import dump_yaml, to_dict
 from razn.data.manifest import ManifestEntry, Split, write_manifest
 from razn.data.synth.config import SynthConfig
 from razn.data.synth.slide_writer import write_synthetic_slide
@@ -67,6 +67,56 @@ def make_dataset(
     dataset = {"width": width, "height": height, "seed": seed, "slides": record}
     (out / "dataset.yaml").write_text(yaml.safe_dump(dataset, sort_keys=False), encoding="utf-8")
     return write_manifest(out / "manifest.csv", entries)
+
+
+def ensure_dataset(
+    out_dir: str | PathLike[str],
+    n_slides: int,
+    width: int,
+    height: int,
+    seed: int,
+    config: SynthConfig,
+    *,
+    progress: bool = False,
+) -> Path:
+    """The manifest of the dataset :func:`make_dataset` would write, made only if needed.
+
+    An existing dataset in ``out_dir`` is reused when its ``dataset.yaml`` (size, seed,
+    slide count) and ``config.yaml`` (every generator setting) match and every file it
+    lists is present; otherwise it is generated again.
+    """
+    out = Path(out_dir)
+    if _dataset_matches(out, n_slides, width, height, seed, config):
+        return out / "manifest.csv"
+    return make_dataset(out, n_slides, width, height, seed, config, progress=progress)
+
+
+def _dataset_matches(
+    out: Path, n_slides: int, width: int, height: int, seed: int, config: SynthConfig
+) -> bool:
+    manifest, record, recorded_config = (
+        out / "manifest.csv",
+        out / "dataset.yaml",
+        out / "config.yaml",
+    )
+    if not (manifest.is_file() and record.is_file() and recorded_config.is_file()):
+        return False
+    made = yaml.safe_load(record.read_text(encoding="utf-8")) or {}
+    slides = made.get("slides") or []
+    if (made.get("width"), made.get("height"), made.get("seed"), len(slides)) != (
+        width,
+        height,
+        seed,
+        n_slides,
+    ):
+        return False
+    if yaml.safe_load(recorded_config.read_text(encoding="utf-8")) != to_dict(config):
+        return False
+    return all(
+        (out / "slides" / s["slide"]).is_file()
+        and (out / "masks" / s["slide"].replace(".tiff", "_mask.tiff")).is_file()
+        for s in slides
+    )
 
 
 def slide_seed(seed: int, index: int) -> int:

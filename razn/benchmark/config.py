@@ -1,0 +1,86 @@
+"""What ``razn benchmark`` measures: the dataset, the run, the λ sweep, the seeds and the modes.
+
+Loaded from ``configs/benchmark.yaml``; paths inside it are relative to that file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from razn.config import check_range
+from razn.data.synth import SynthConfig
+from razn.errors import ConfigError
+
+BENCHMARK_MODES = ("razn", "ud", "cip", "fixed", "uncertainty", "random", "oracle")
+"""``fixed`` stands for ``fixed-i`` at every working level between ``ud`` and ``cip``."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """The synthetic benchmark: ``slides`` slides of ``size`` from ``seed``, split by ``synth``."""
+
+    slides: int = 12
+    size: tuple[int, int] = (8192, 8192)
+    """Level-0 ``(width, height)`` of every slide (px)."""
+    seed: int = 2026
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    """Generator settings, including the train/val/test fractions."""
+
+    def __post_init__(self) -> None:
+        check_range("dataset.slides", self.slides, low=3)
+        check_range("dataset.size[0]", self.size[0], low=64)
+        check_range("dataset.size[1]", self.size[1], low=64)
+        check_range("dataset.seed", self.seed, low=0)
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """One benchmark: every mode of ``method.md`` on the held-out test slides."""
+
+    name: str = "benchmark"
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    run_config: str = "default.yaml"
+    """The RunConfig YAML of the trained run (relative to the benchmark YAML)."""
+    run_overrides: tuple[str, ...] = ()
+    """``key=value`` overrides of the run config (``data.manifest`` is set by the benchmark)."""
+    lambdas: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.004, 0.008)
+    """λ values of the razn curve; the run's ``reward.lam`` is the default λ and is added if missing."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Policy training seeds at the default λ; ``uncertainty`` and ``random`` are matched to each."""
+    modes: tuple[str, ...] = BENCHMARK_MODES
+    match_split: str = "val"
+    """Split whose slides set the matched thresholds of ``uncertainty`` and ``random``
+    (never the test split: nothing is tuned on the slides that are scored)."""
+    label_noise_um: float = 8.0
+    """Mask-border jitter (µm) of a second run trained on noisy labels; 0 skips it."""
+    evaluation_downsample: float = 2.0
+    """Resolution (level-0 px per pixel) at which every mode is scored."""
+    workers: int = 2
+    """Processes that train levels, caches and policies side by side (one thread each)."""
+    segment_threads: int = 0
+    """Torch threads while segmenting the test slides (0: torch's default, one per core).
+    Slides are segmented one at a time, so every mode is timed alike."""
+    device: str = "auto"
+    """Where segmentation runs when timed: ``auto``, ``cpu``, ``cuda``."""
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.modes if m not in BENCHMARK_MODES]
+        if unknown:
+            raise ConfigError(f"unknown benchmark modes {unknown}; choose from {BENCHMARK_MODES}")
+        if not self.lambdas:
+            raise ConfigError("lambdas must list at least one λ")
+        for lam in self.lambdas:
+            check_range("lambdas[]", lam, low=0)
+        if not self.seeds:
+            raise ConfigError("seeds must list at least one seed")
+        if self.match_split == "test":
+            raise ConfigError("match_split must not be test: nothing is tuned on the test slides")
+        check_range("label_noise_um", self.label_noise_um, low=0)
+        check_range("evaluation_downsample", self.evaluation_downsample, low=1)
+        check_range("workers", self.workers, low=1)
+        check_range("segment_threads", self.segment_threads, low=0)
+
+    def run_config_path(self, benchmark_yaml: Path | None) -> Path:
+        base = Path(benchmark_yaml).parent if benchmark_yaml is not None else Path("configs")
+        return (base / self.run_config).resolve()

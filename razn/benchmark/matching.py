@@ -1,0 +1,123 @@
+"""Decisions over cached zoom trees: the oracle, and baselines matched to razn's compute.
+
+Works on the reward-cache tables (:mod:`envs.reward_cache`): per working level ``j``
+arrays ``(R, n, n, …)`` over the descendants of ``R`` tissue roots (``n = r^j``).
+A node is *reached* when every ancestor zoomed; the engine then segments it if it
+holds tissue (``stats[..., TISSUE_STAT] > 0``).
+
+* :func:`oracle_zoom` — zoom exactly where the reward from ground truth is positive,
+  bottom-up, each level assuming the oracle below it (the upper bound of ``method.md``).
+* :func:`zoom_shares` — the share of reached tissue nodes a decider zooms, per level.
+* :func:`matched_thresholds` — per-level entropy thresholds with which ``uncertainty``
+  zooms the same share of the nodes *it* reaches as razn did of the nodes razn reached;
+  :func:`matched_probabilities` is the same for ``random``. Matching share by share,
+  top-down, gives both baselines razn's number of patches per level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from razn.rewards import RewardConfig, zoom_cost, zoom_outcome, zoom_reward
+
+ENTROPY_STAT = 0
+"""Index of the mean normalised entropy in the observation's ``stats``."""
+TISSUE_STAT = 4
+"""Index of the tissue share in the observation's ``stats``."""
+
+
+def oracle_zoom(
+    errors: Sequence[np.ndarray], area: Sequence[np.ndarray], reward: RewardConfig, rate: int
+) -> dict[int, np.ndarray]:
+    """Zoom where the ground-truth reward is positive, decided from level m−1 up to 0.
+
+    Args:
+        errors: per level, f_j's misclassified pixels at each node, ``(R, n, n)``.
+        area: per level, the scored pixels at each node.
+    Returns:
+        ``{level: bool (R, n, n)}`` for every level but the finest.
+    """
+    zoom: dict[int, np.ndarray] = {}
+    for level in range(len(errors) - 2, -1, -1):
+        outcome = zoom_outcome(errors, zoom, level, rate)
+        gain = zoom_reward(
+            errors[level], outcome.errors, area[level], zoom_cost(outcome, reward), reward.lam
+        )
+        zoom[level] = gain > 0
+    return zoom
+
+
+def expand(values: np.ndarray, rate: int) -> np.ndarray:
+    """Each ``(R, n, n)`` node's value repeated over its ``r × r`` children, ``(R, n·r, n·r)``."""
+    return np.repeat(np.repeat(values, rate, axis=1), rate, axis=2)
+
+
+def reached_nodes(
+    zoom: Mapping[int, np.ndarray], tissue: Sequence[np.ndarray], rate: int
+) -> list[np.ndarray]:
+    """Per decision level, the tissue nodes a decider reaches (every ancestor zoomed)."""
+    reached = [tissue[0].astype(bool)]
+    for level in range(1, len(tissue)):
+        parents = reached[-1] & np.asarray(zoom[level - 1], bool)
+        reached.append(expand(parents, rate) & tissue[level])
+    return reached
+
+
+def zoom_shares(
+    zoom: Mapping[int, np.ndarray], tissue: Sequence[np.ndarray], rate: int
+) -> list[float]:
+    """Share of the reached tissue nodes zoomed, per decision level (0 where none reached)."""
+    reached = reached_nodes(zoom, tissue, rate)
+    shares = []
+    for level, mask in enumerate(reached):
+        count = int(mask.sum())
+        zoomed = int((mask & np.asarray(zoom[level], bool)).sum())
+        shares.append(zoomed / count if count else 0.0)
+    return shares
+
+
+def threshold_for_share(values: np.ndarray, share: float) -> float:
+    """A threshold ``t`` with ``(values > t).mean()`` as close to ``share`` as ties allow.
+
+    With distinct values exactly ``round(share · N)`` of them exceed ``t``: it lies halfway
+    between the ``k``-th and ``(k+1)``-th largest.
+    """
+    values = np.sort(np.asarray(values, np.float64).ravel())[::-1]
+    if values.size == 0:
+        return 1.0
+    k = round(float(np.clip(share, 0.0, 1.0)) * values.size)
+    if k <= 0:
+        return float(values[0])
+    if k >= values.size:
+        return float(np.nextafter(values[-1], -np.inf))
+    return float((values[k - 1] + values[k]) / 2)
+
+
+def matched_thresholds(
+    entropy: Sequence[np.ndarray],
+    tissue: Sequence[np.ndarray],
+    shares: Sequence[float],
+    rate: int,
+) -> list[float]:
+    """Per-level entropy thresholds zooming ``shares[j]`` of the nodes uncertainty reaches."""
+    thresholds: list[float] = []
+    reached = tissue[0].astype(bool)
+    for level, share in enumerate(shares):
+        threshold = threshold_for_share(entropy[level][reached], share)
+        thresholds.append(threshold)
+        if level + 1 < len(shares):
+            zoomed = reached & (entropy[level] > threshold)
+            reached = expand(zoomed, rate) & tissue[level + 1]
+    return thresholds
+
+
+def matched_probabilities(shares: Sequence[float]) -> list[float]:
+    """``random`` zooms each reached node with razn's share at that level: same expected patches."""
+    return [float(s) for s in shares]
+
+
+def stat_maps(observations: Sequence[Mapping[str, np.ndarray]], index: int) -> list[np.ndarray]:
+    """One statistic per node from each decision level's cached ``stats``, ``(R, n, n)``."""
+    return [np.asarray(obs["stats"][..., index], np.float64) for obs in observations]

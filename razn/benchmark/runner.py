@@ -1,0 +1,371 @@
+"""``razn benchmark``: every mode on held-out synthetic slides, from data to Pareto plot.
+
+Steps, each reused when its result is already in ``OUT`` (an interrupted benchmark
+continues where it stopped):
+
+1. **Data**: the synthetic dataset of ``dataset`` (``OUT/data/clean``) and, when
+   ``label_noise_um > 0``, the same slides with jittered mask borders
+   (``OUT/data/noisy``; its manifest keeps the clean masks for the test slides).
+2. **Runs**: ``OUT/runs/clean`` (and ``noisy``) from the run config: segmenters per level,
+   trained side by side in ``workers`` processes.
+3. **Caches and policies**: reward caches of the train, matching and test slides, then
+   PPO policies for every λ and, at the default λ, every seed.
+4. **Calibration** on the ``match_split`` slides (never the test slides): the entropy
+   thresholds and zoom probabilities that give ``uncertainty`` and ``random`` razn's
+   share of zooms per level, one set per seed.
+5. **Segmentation** of every test slide in every mode through the same engine, one slide
+   at a time so every mode is timed alike; then Dice and IoU against the masks.
+6. ``results.json``, ``results.md`` and ``pareto.png`` (:mod:`razn.benchmark.report`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from razn.benchmark.config import BenchmarkConfig
+from razn.benchmark.matching import (
+    ENTROPY_STAT,
+    TISSUE_STAT,
+    matched_probabilities,
+    matched_thresholds,
+    oracle_zoom,
+    stat_maps,
+    zoom_shares,
+)
+from razn.benchmark.workers import (
+    build_slide_cache,
+    run_tasks,
+    slide_pairs,
+    train_policy_set,
+    train_segmenter_level,
+)
+from razn.config import load_config
+from razn.data.manifest import Manifest, ManifestEntry, read_manifest, write_manifest
+from razn.data.synth import ensure_dataset
+from razn.errors import ConfigError
+from razn.run_config import RunConfig
+from razn.run_dir import RunDirectory
+from razn.train.policy import policies_exist
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Job:
+    """One way of segmenting the test slides: a mode and its parameters."""
+
+    variant: str
+    """``clean`` or ``noisy`` (the run trained on jittered labels)."""
+    mode: str
+    lam: float | None = None
+    seed: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        """Folder name of this job's outputs."""
+        parts = [self.mode]
+        if self.lam is not None:
+            parts.append(f"lam{self.lam:g}")
+        if self.seed is not None:
+            parts.append(f"seed{self.seed}")
+        return "_".join(parts)
+
+
+@dataclass
+class Context:
+    """Everything the steps share."""
+
+    config: BenchmarkConfig
+    out: Path
+    say: Say
+    progress: bool
+    started: float = field(default_factory=time.perf_counter)
+    runs: dict[str, RunDirectory] = field(default_factory=dict)
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+
+    def log(self, message: str) -> None:
+        self.say(f"[{time.perf_counter() - self.started:6.0f} s] {message}")
+
+    @property
+    def clean(self) -> RunDirectory:
+        return self.runs["clean"]
+
+    @property
+    def default_lambda(self) -> float:
+        return self.clean.config.reward.lam
+
+    def policy_seed(self, seed: int) -> int | None:
+        """The ``policy.seed`` of a training seed: None for the run's own seed."""
+        return None if seed == self.clean.config.seed else seed
+
+
+def run_benchmark(
+    config: BenchmarkConfig,
+    config_path: Path | None,
+    out: Path,
+    progress: bool = True,
+    say: Say = print,
+) -> list[dict[str, Any]]:
+    """Run the whole benchmark into ``out``; returns the result rows (also written there)."""
+    from razn.benchmark.report import write_reports
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = Context(config, out, say, progress)
+    prepare_data(ctx)
+    prepare_runs(ctx, config_path)
+    train_everything(ctx)
+    jobs = plan_jobs(ctx)
+    ctx.log(
+        f"segmenting {len(ctx.manifests['clean'].split('test'))} test slides in {len(jobs)} modes"
+    )
+    from razn.benchmark.segment import run_jobs
+
+    rows = run_jobs(ctx, jobs)
+    write_reports(rows, out, config, ctx.default_lambda, time.perf_counter() - ctx.started)
+    ctx.log(f"results in {out / 'results.md'}, {out / 'results.json'}, {out / 'pareto.png'}")
+    return rows
+
+
+# -- 1. data -----------------------------------------------------------------------------
+def prepare_data(ctx: Context) -> None:
+    spec = ctx.config.dataset
+    width, height = spec.size
+    clean = ensure_dataset(
+        ctx.out / "data" / "clean",
+        spec.slides,
+        width,
+        height,
+        spec.seed,
+        spec.synth,
+        progress=ctx.progress,
+    )
+    ctx.manifests["clean"] = read_manifest(clean)
+    ctx.log(f"dataset: {clean}")
+    if ctx.config.label_noise_um > 0:
+        synth = replace(spec.synth, label_noise=ctx.config.label_noise_um)
+        noisy = ensure_dataset(
+            ctx.out / "data" / "noisy",
+            spec.slides,
+            width,
+            height,
+            spec.seed,
+            synth,
+            progress=ctx.progress,
+        )
+        ctx.manifests["noisy"] = noisy_manifest(read_manifest(noisy), ctx.manifests["clean"])
+        ctx.log(f"noisy-label dataset: {noisy}")
+
+
+def noisy_manifest(noisy: Manifest, clean: Manifest) -> Manifest:
+    """Noisy masks for training and validation, clean masks for the test slides."""
+    entries = [e for e in noisy.entries if e.split != "test"] + list(clean.split("test"))
+    path = write_manifest(noisy.path.with_name("manifest_noisy_train.csv"), entries)
+    return read_manifest(path)
+
+
+# -- 2. runs ----------------------------------------------------------------------------
+def prepare_runs(ctx: Context, config_path: Path | None) -> None:
+    run_yaml = ctx.config.run_config_path(config_path)
+    if not run_yaml.is_file():
+        raise ConfigError("run config not found", run_yaml)
+    for variant, manifest in ctx.manifests.items():
+        overrides = (*ctx.config.run_overrides, f"data.manifest={manifest.path.resolve()}")
+        run_config = load_config(RunConfig, run_yaml, overrides)
+        ctx.runs[variant] = RunDirectory.open_or_create(ctx.out / "runs" / variant, run_config)
+
+
+# -- 3. training ------------------------------------------------------------------------
+def train_everything(ctx: Context) -> None:
+    workers = ctx.config.workers
+    level_tasks = [
+        (str(run.path), level)
+        for run in ctx.runs.values()
+        for level in range(run.num_levels)
+        if not run.is_trained(level)
+    ]
+    if level_tasks:
+        ctx.log(f"training {len(level_tasks)} segmenters ({workers} at a time)")
+        run_tasks(
+            train_segmenter_level,
+            level_tasks,
+            workers,
+            lambda task, dice: ctx.log(f"f_{task[1]} of {Path(task[0]).name}: val Dice {dice}"),
+        )
+    for variant in ctx.runs:  # reopen: run.json now records every level
+        ctx.runs[variant] = RunDirectory.open(ctx.runs[variant].path)
+    cache_tasks = [
+        (str(ctx.clean.path), slide, mask)
+        for slide, mask in slide_pairs(cache_entries(ctx.manifests["clean"], ctx.clean, ctx.config))
+    ]
+    if "noisy" in ctx.runs:
+        noisy = ctx.runs["noisy"]
+        cache_tasks += [
+            (str(noisy.path), slide, mask)
+            for slide, mask in slide_pairs(
+                e for e in ctx.manifests["noisy"].entries if e.split in noisy.config.policy.splits
+            )
+        ]
+    ctx.log(f"reward caches of {len(cache_tasks)} slides")
+    run_tasks(build_slide_cache, cache_tasks, workers)
+    policy_tasks = [(str(ctx.clean.path), lam, None) for lam in lambdas(ctx)]
+    policy_tasks += [
+        (str(ctx.clean.path), ctx.default_lambda, ctx.policy_seed(seed))
+        for seed in ctx.config.seeds
+        if ctx.policy_seed(seed) is not None
+    ]
+    if "noisy" in ctx.runs:
+        policy_tasks.append((str(ctx.runs["noisy"].path), ctx.default_lambda, None))
+    policy_tasks = [
+        task
+        for task in policy_tasks
+        if not policies_exist(RunDirectory.open(task[0]), task[1], task[2])
+    ]
+    if not policy_tasks:
+        return
+    ctx.log(f"training {len(policy_tasks)} policy sets (λ, seed)")
+    run_tasks(
+        train_policy_set,
+        policy_tasks,
+        workers,
+        lambda task, _: ctx.log(f"policies of {Path(task[0]).name} λ={task[1]:g} seed={task[2]}"),
+    )
+
+
+def lambdas(ctx: Context) -> list[float]:
+    """The λ sweep, with the run's default λ in it."""
+    return sorted({*map(float, ctx.config.lambdas), float(ctx.default_lambda)})
+
+
+def cache_entries(
+    manifest: Manifest, run: RunDirectory, config: BenchmarkConfig
+) -> list[ManifestEntry]:
+    """Slides needing a reward cache: policy training, calibration, and the oracle's test slides."""
+    splits = set(run.config.policy.splits) | {config.match_split}
+    if "oracle" in config.modes:
+        splits.add("test")
+    return [e for e in manifest.entries if e.split in splits]
+
+
+def cache_path(run: RunDirectory, entry: ManifestEntry) -> Path:
+    """The (already built) reward cache of one slide."""
+    return Path(build_slide_cache(str(run.path), str(entry.slide), str(entry.mask)))
+
+
+# -- 4. calibration and the job list ------------------------------------------------------
+def plan_jobs(ctx: Context) -> list[Job]:
+    """Every (mode, parameters) the test slides are segmented with."""
+    config, run = ctx.config, ctx.clean
+    modes = set(config.modes)
+    jobs: list[Job] = []
+    if "razn" in modes:
+        jobs += [Job("clean", "razn", lam) for lam in lambdas(ctx)]
+        jobs += [
+            Job("clean", "razn", ctx.default_lambda, seed)
+            for seed in config.seeds
+            if ctx.policy_seed(seed) is not None
+        ]
+    if "ud" in modes:
+        jobs.append(Job("clean", "ud"))
+    if "fixed" in modes:
+        jobs += [Job("clean", f"fixed-{i}") for i in range(1, run.num_levels - 1)]
+    if "cip" in modes:
+        jobs.append(Job("clean", "cip"))
+    if modes & {"uncertainty", "random"}:
+        jobs += matched_jobs(ctx, modes)
+    if "oracle" in modes:
+        jobs.append(Job("clean", "oracle", ctx.default_lambda))
+    if "noisy" in ctx.runs:
+        jobs += [Job("noisy", "razn", ctx.default_lambda), Job("noisy", "cip")]
+    return jobs
+
+
+def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
+    """``uncertainty`` and ``random`` jobs matched, per seed, to razn at the default λ."""
+    from envs.reward_cache import read_tables
+    from razn.policy.store import load_policies, policy_folder
+    from razn.train.policy import policy_decisions
+
+    run = ctx.clean
+    entries = ctx.manifests["clean"].split(ctx.config.match_split)
+    if not entries:
+        raise ConfigError(f"no {ctx.config.match_split} slides to match compute on")
+    tables, _ = read_tables([cache_path(run, e) for e in entries])
+    decision_levels = range(run.num_levels - 1)
+    observations = [tables[j].observations for j in decision_levels]
+    entropy = stat_maps(observations, ENTROPY_STAT)
+    tissue = [m > 0 for m in stat_maps(observations, TISSUE_STAT)]
+    rate = run.config.levels.geometry().rate
+    jobs = []
+    for seed in ctx.config.seeds:
+        folder = policy_folder(run.policies_dir, ctx.default_lambda, ctx.policy_seed(seed))
+        policies = load_policies(folder, run.num_levels)
+        zoom = {j: policy_decisions(policies[j], observations[j]) > 0.5 for j in decision_levels}
+        shares = zoom_shares(zoom, tissue, rate)
+        matched = {"matched_to": f"razn λ={ctx.default_lambda:g} seed={seed}", "shares": shares}
+        if "uncertainty" in modes:
+            thresholds = matched_thresholds(entropy, tissue, shares, rate)
+            jobs.append(
+                Job("clean", "uncertainty", None, seed, {**matched, "thresholds": thresholds})
+            )
+        if "random" in modes:
+            probabilities = matched_probabilities(shares)
+            jobs.append(
+                Job("clean", "random", None, seed, {**matched, "probabilities": probabilities})
+            )
+        ctx.log(
+            f"matched to razn seed {seed} on {len(entries)} {ctx.config.match_split} slides: "
+            f"zoom shares {', '.join(f'{s:.3f}' for s in shares)}"
+        )
+    return jobs
+
+
+def oracle_decider(run: RunDirectory, entry: ManifestEntry) -> Any:
+    """The oracle of one test slide: its cached ground-truth rewards at the default λ."""
+    from envs.reward_cache import read_tables
+    from razn.engine.deciders import PlannedZoom
+
+    tables, roots = read_tables([cache_path(run, entry)])
+    rate = run.config.levels.geometry().rate
+    zoom = oracle_zoom(
+        [t.errors for t in tables], [t.area for t in tables], run.config.reward, rate
+    )
+    return PlannedZoom(roots[0], zoom, rate)
+
+
+def job_key(run: RunDirectory, job: Job, evaluation: dict[str, Any]) -> str:
+    """A hash of everything that decides a job's outputs (reused only when unchanged)."""
+    policy_files: list[str] = []
+    if job.mode == "razn":
+        from razn.policy.store import policy_folder
+
+        folder = policy_folder(run.policies_dir, job.lam or 0.0, job.seed)
+        policy_files = [_digest(p) for p in sorted(folder.glob("level_*.safetensors"))]
+    blob = {
+        "segmenters": run.info["segmenters"],
+        "mode": job.mode,
+        "lam": job.lam,
+        "seed": job.seed,
+        "params": job.params,
+        "policies": policy_files,
+        "levels": run.config.levels.downsamples,
+        **evaluation,
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def as_float_list(values: Any) -> list[float]:
+    return [float(v) for v in np.asarray(values).ravel()]

@@ -1,0 +1,96 @@
+"""Training tasks run side by side in worker processes, one torch thread each.
+
+Each task opens the run directory by path (nothing heavy crosses a process border)
+and is idempotent: finished levels, caches and policies are reused, so a benchmark
+that was interrupted continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+
+def _single_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_tasks(
+    function: Callable[..., Any],
+    tasks: Sequence[tuple[Any, ...]],
+    workers: int,
+    on_done: Callable[[tuple[Any, ...], Any], None] | None = None,
+) -> list[Any]:
+    """``function(*task)`` for every task, ``workers`` at a time; results in task order.
+
+    With one worker (or one task) everything runs in this process. Worker processes are
+    spawned, never forked, so no torch thread pool is inherited half-initialised.
+    """
+    if workers <= 1 or len(tasks) <= 1:
+        results = []
+        for task in tasks:
+            results.append(function(*task))
+            if on_done is not None:
+                on_done(task, results[-1])
+        return results
+    context = multiprocessing.get_context("spawn")
+    results: list[Any] = [None] * len(tasks)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as pool:
+        futures = {pool.submit(function, *task): i for i, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            index = futures[future]
+            results[index] = future.result()
+            if on_done is not None:
+                on_done(tasks[index], results[index])
+    return results
+
+
+def train_segmenter_level(run_path: str, level: int) -> float | None:
+    """Train (or reuse) f_``level`` of the run; returns its validation mean Dice."""
+    from razn.run_dir import RunDirectory
+    from razn.train.segmentation import train_level
+
+    result = train_level(RunDirectory.open(run_path), level, progress=False)
+    return result.val_dice
+
+
+def build_slide_cache(run_path: str, slide: str, mask: str) -> str:
+    """The reward cache of one slide for the run (built or reused); returns its path."""
+    from envs.reward_cache import ensure_slide_cache
+    from razn.run_dir import RunDirectory
+
+    run = RunDirectory.open(run_path)
+    segmenters = run.load_segmenters()
+    paths = [run.segmenter_path(level) for level in range(run.num_levels)]
+    run.cache_dir.mkdir(parents=True, exist_ok=True)
+    return str(
+        ensure_slide_cache(Path(slide), Path(mask), segmenters, paths, run.config, run.cache_dir)
+    )
+
+
+def train_policy_set(run_path: str, lam: float, seed: int | None) -> list[dict[str, float]]:
+    """Train (or reuse) g_0 … g_{m−1} of the run for λ = ``lam`` and PPO ``seed``."""
+    from razn.run_dir import RunDirectory
+    from razn.train.policy import policies_exist, train_policies
+
+    run = RunDirectory.open(run_path)
+    if policies_exist(run, lam, seed):
+        return []
+    config = run.config
+    config = replace(
+        config,
+        reward=replace(config.reward, lam=float(lam)),
+        policy=replace(config.policy, seed=seed),
+    )
+    return [report.as_dict() for report in train_policies(run, config)]
+
+
+def slide_pairs(entries: Iterable[Any]) -> list[tuple[str, str]]:
+    """``(slide, mask)`` path strings of manifest entries."""
+    return [(str(e.slide), str(e.mask)) for e in entries]

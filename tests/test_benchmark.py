@@ -1,0 +1,139 @@
+"""``razn benchmark`` end to end on a tiny configuration, and its report on known rows."""
+
+from __future__ import annotations
+
+import json
+import operator
+
+import pytest
+from click.testing import CliRunner
+
+from razn.benchmark.report import evaluate_targets
+from razn.benchmark.workers import run_tasks
+from razn.cli import main
+
+TINY_RUN = """\
+name: tiny-benchmark
+levels: {downsamples: [4, 2, 1], patch_size: 32}
+model: {encoder_depth: 3, decoder_channels: [16, 8, 8]}
+observation: {size: 36}
+seg_train: {steps: 3, batch_size: 4, val_every: 3, val_patches: 4, num_workers: 0}
+policy: {timesteps: 64, n_envs: 2, n_steps: 32, batch_size: 32, n_epochs: 1}
+"""
+
+TINY_BENCHMARK = """\
+name: tiny
+dataset:
+  slides: 4
+  size: [384, 320]
+  seed: 3
+  synth: {val_fraction: 0.25, test_fraction: 0.25}
+run_config: tiny_run.yaml
+lambdas: [0.001, 0.004]
+seeds: [0, 1]
+label_noise_um: 4.0
+evaluation_downsample: 1.0
+workers: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_benchmark(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("benchmark")
+    (folder / "tiny_run.yaml").write_text(TINY_RUN, encoding="utf-8")
+    (folder / "benchmark.yaml").write_text(TINY_BENCHMARK, encoding="utf-8")
+    args = ["benchmark", "--config", str(folder / "benchmark.yaml"), "--out", str(folder / "out")]
+    result = CliRunner().invoke(main, [*args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    return folder / "out", result.output
+
+
+def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
+    out, output = tiny_benchmark
+    rows = json.loads((out / "results.json").read_text())
+    modes = sorted({(r["variant"], r["mode"], r["lambda"], r["seed"]) for r in rows}, key=str)
+    expected = [
+        ("clean", "razn", 0.001, 0),
+        ("clean", "razn", 0.002, 0),
+        ("clean", "razn", 0.002, 1),
+        ("clean", "razn", 0.004, 0),
+        ("clean", "ud", None, None),
+        ("clean", "fixed-1", None, None),
+        ("clean", "cip", None, None),
+        ("clean", "uncertainty", None, 0),
+        ("clean", "uncertainty", None, 1),
+        ("clean", "random", None, 0),
+        ("clean", "random", None, 1),
+        ("clean", "oracle", 0.002, None),
+        ("noisy", "razn", 0.002, 0),
+        ("noisy", "cip", None, None),
+    ]
+    assert modes == sorted(expected, key=str)
+    for row in rows:
+        assert 0.0 <= row["dice"] <= 1.0 and row["slides"] == 1
+        assert len(row["patches"]) == 3 and row["level0_pixels_read"] > 0
+        assert set(row["timings"]) >= {"read", "segment", "policy", "write"}
+    by_mode = {r["mode"]: r for r in rows if r["variant"] == "clean"}
+    # ud segments only at L_0, cip only at L_2, fixed-1 only at L_1
+    assert by_mode["ud"]["patches"][1:] == [0, 0] and by_mode["ud"]["patches"][0] > 0
+    assert by_mode["cip"]["patches"][:2] == [0, 0]
+    assert by_mode["fixed-1"]["patches"][0] == 0 and by_mode["fixed-1"]["patches"][2] == 0
+    assert "thresholds" in by_mode["uncertainty"] and "probabilities" in by_mode["random"]
+    for name in ("results.md", "benchmark.json", "pareto.png"):
+        assert (out / name).is_file()
+    assert "## Targets" in (out / "results.md").read_text() and "## Targets" in output
+    meta = json.loads((out / "benchmark.json").read_text())
+    assert [t["number"] for t in meta["targets"]] == [1, 2, 3, 4, 5, 6]
+    # the noisy run's manifest keeps the clean masks of the test slides
+    noisy = (out / "data" / "noisy" / "manifest_noisy_train.csv").read_text()
+    assert "clean" in noisy.splitlines()[-1]
+
+
+def test_benchmark_reuses_everything_when_run_again(tiny_benchmark):
+    out, _ = tiny_benchmark
+    before = {p: p.stat().st_mtime_ns for p in (out / "outputs").rglob("summary.json")}
+    folder = out.parent
+    args = ["benchmark", "--config", str(folder / "benchmark.yaml"), "--out", str(out), "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    after = {p: p.stat().st_mtime_ns for p in (out / "outputs").rglob("summary.json")}
+    assert after == before  # nothing segmented again
+    assert "training" not in result.output  # no segmenter or policy trained again
+
+
+def test_targets_from_known_rows():
+    def row(mode, dice, seconds, patches, lam=None, seed=None, variant="clean"):
+        return {
+            "variant": variant,
+            "mode": mode,
+            "lambda": lam,
+            "seed": seed,
+            "dice": dice,
+            "seconds": seconds,
+            "patches": patches,
+        }
+
+    rows = [
+        row("razn", 0.95, 30.0, [10, 20, 30, 40], 0.002, 0),
+        row("razn", 0.97, 34.0, [10, 20, 30, 60], 0.002, 1),
+        row("cip", 0.97, 100.0, [0, 0, 0, 400]),
+        row("ud", 0.85, 5.0, [10, 0, 0, 0]),
+        row("oracle", 0.965, 20.0, [10, 20, 30, 20], 0.002),
+        row("uncertainty", 0.94, 31.0, [10, 20, 30, 50], None, 0),
+        row("uncertainty", 0.95, 31.0, [10, 20, 30, 50], None, 1),
+        row("random", 0.90, 31.0, [10, 20, 30, 50], None, 0),
+        row("random", 0.91, 31.0, [10, 20, 30, 50], None, 1),
+    ]
+    targets = {t.number: t for t in evaluate_targets(rows, 0.002)}
+    assert targets[1].met and "0.9600 / 0.9700 = 0.990" in targets[1].figure
+    assert targets[2].met and "= 0.320" in targets[2].figure
+    assert targets[3].met  # 0.96 >= 0.945 and 0.96 - 0.905 > 2 sd
+    assert not targets[4].met and "110 / 80 = 1.38" in targets[4].figure  # Dice gap 0.005 ok
+    assert targets[5].met and "gap 0.1200" in targets[5].figure
+    assert targets[6].met is None  # no noisy-label rows
+
+
+def test_run_tasks_in_worker_processes_keeps_task_order():
+    tasks = [(1, 2), (3, 4), (5, 6)]
+    assert run_tasks(operator.add, tasks, workers=2) == [3, 7, 11]
+    assert run_tasks(operator.add, tasks, workers=1) == [3, 7, 11]
