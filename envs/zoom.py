@@ -37,10 +37,11 @@ class ZoomEnv(gym.Env):
     output and the tissue share); see :mod:`razn.observation`.
 
     ## Rewards
-    Break: 0. Zoom: ``(err_break − err_zoom) / area − λ · cost_zoom`` where ``err_break``
+    Break: 0. Zoom: ``(err_break − err_zoom) / A − λ · cost_zoom`` where ``err_break``
     counts the pixels f_i gets wrong in the patch, ``err_zoom`` those its children get
     wrong when each follows the next level's policy (or f_{i+1} alone when level i+1
-    is the finest or has no policy yet), ``area`` the patch's evaluated pixels, and
+    is the finest or has no policy yet), ``A`` the pixels of one finest-level patch at
+    the evaluation resolution (the same unit at every level), and
     ``cost_zoom`` the segmentations and policy calls the zoom adds, in units of one
     patch segmentation (see :mod:`razn.rewards`).
 
@@ -61,6 +62,7 @@ class ZoomEnv(gym.Env):
     * ``zoom``: decisions of the trained policies of deeper levels, ``{level: bool array
       (R, n, n)}`` over the same cached nodes; missing levels break.
     * ``episode_length``, ``sampling``: as above.
+    * ``unit_area``: ``A`` (keyword only; ``RunConfig.reward_unit_area``).
 
     ## Version History
     * v0: initial version.
@@ -78,6 +80,8 @@ class ZoomEnv(gym.Env):
         zoom: Mapping[int, np.ndarray] | None = None,
         episode_length: int = 64,
         sampling: Literal["uniform", "balanced"] = "uniform",
+        *,
+        unit_area: float,
     ):
         tables = cache[0] if isinstance(cache, tuple) else read_tables([Path(p) for p in cache])[0]
         if not 0 <= level < len(tables) - 1:
@@ -92,7 +96,8 @@ class ZoomEnv(gym.Env):
         self.sampling = sampling
         table = tables[level]
         self._observations = {k: _flat(v, 3) for k, v in table.observations.items()}
-        self.rewards = _flat(zoom_rewards(tables, level, rate, zoom or {}, self.reward_config), 3)
+        rewards = zoom_rewards(tables, level, rate, zoom or {}, self.reward_config, unit_area)
+        self.rewards = _flat(rewards, 3)
         if len(self.rewards) == 0:
             raise ValueError("the reward cache holds no patches (no tissue in its slides?)")
         num_classes = self._observations["seg"].shape[1]
@@ -141,12 +146,15 @@ def zoom_rewards(
     rate: int,
     zoom: Mapping[int, np.ndarray],
     config: RewardConfig,
+    unit_area: float,
 ) -> np.ndarray:
     """The reward of zooming every cached node of ``level``, ``(R, n, n)``."""
     errors = [t.errors for t in tables]
     outcome = zoom_outcome(errors, zoom, level, rate)
     cost = zoom_cost(outcome, config)
-    return zoom_reward(errors[level], outcome.errors, tables[level].area, cost, config.lam)
+    return zoom_reward(
+        errors[level], outcome.errors, tables[level].area, cost, config.lam, unit_area
+    )
 
 
 def _flat(values: np.ndarray, leading: int) -> np.ndarray:

@@ -93,6 +93,15 @@ class RunConfig:
     def eval_downsample(self) -> float:
         return self.evaluation.downsample or self.levels.downsamples[-1]
 
+    @property
+    def reward_unit_area(self) -> float:
+        """The reward's unit of area: one finest-level patch at the evaluation resolution."""
+        from razn.rewards import reward_unit_area
+
+        return reward_unit_area(
+            self.levels.patch_size, self.levels.downsamples[-1], self.eval_downsample
+        )
+
 
 def load_run_config(path: str | Path | None = None, overrides: tuple[str, ...] = ()) -> RunConfig:
     """Load a :class:`RunConfig` from YAML (or defaults) with ``key=value`` overrides."""

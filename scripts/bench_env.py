@@ -40,7 +40,14 @@ def main() -> None:
     tables, _ = read_tables(caches)
     geometry = config.levels.geometry()
     level = geometry.finest_level - 1 if args.level is None else args.level
-    env = ZoomEnv((tables, None), level, config.reward, config.observation, geometry.rate)
+    env = ZoomEnv(
+        (tables, None),
+        level,
+        config.reward,
+        config.observation,
+        geometry.rate,
+        unit_area=config.reward_unit_area,
+    )
     env.reset(seed=0)
     started = time.perf_counter()
     for step in range(args.steps):

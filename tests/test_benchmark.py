@@ -54,8 +54,8 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
     modes = sorted({(r["variant"], r["mode"], r["lambda"], r["seed"]) for r in rows}, key=str)
     expected = [
         ("clean", "razn", 0.001, 0),
-        ("clean", "razn", 0.002, 0),
-        ("clean", "razn", 0.002, 1),
+        ("clean", "razn", 0.01, 0),
+        ("clean", "razn", 0.01, 1),
         ("clean", "razn", 0.004, 0),
         ("clean", "ud", None, None),
         ("clean", "fixed-1", None, None),
@@ -64,8 +64,8 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
         ("clean", "uncertainty", None, 1),
         ("clean", "random", None, 0),
         ("clean", "random", None, 1),
-        ("clean", "oracle", 0.002, None),
-        ("noisy", "razn", 0.002, 0),
+        ("clean", "oracle", 0.01, None),
+        ("noisy", "razn", 0.01, 0),
         ("noisy", "cip", None, None),
     ]
     assert modes == sorted(expected, key=str)
@@ -114,17 +114,17 @@ def test_targets_from_known_rows():
         }
 
     rows = [
-        row("razn", 0.95, 30.0, [10, 20, 30, 40], 0.002, 0),
-        row("razn", 0.97, 34.0, [10, 20, 30, 60], 0.002, 1),
+        row("razn", 0.95, 30.0, [10, 20, 30, 40], 0.01, 0),
+        row("razn", 0.97, 34.0, [10, 20, 30, 60], 0.01, 1),
         row("cip", 0.97, 100.0, [0, 0, 0, 400]),
         row("ud", 0.85, 5.0, [10, 0, 0, 0]),
-        row("oracle", 0.965, 20.0, [10, 20, 30, 20], 0.002),
+        row("oracle", 0.965, 20.0, [10, 20, 30, 20], 0.01),
         row("uncertainty", 0.94, 31.0, [10, 20, 30, 50], None, 0),
         row("uncertainty", 0.95, 31.0, [10, 20, 30, 50], None, 1),
         row("random", 0.90, 31.0, [10, 20, 30, 50], None, 0),
         row("random", 0.91, 31.0, [10, 20, 30, 50], None, 1),
     ]
-    targets = {t.number: t for t in evaluate_targets(rows, 0.002)}
+    targets = {t.number: t for t in evaluate_targets(rows, 0.01)}
     assert targets[1].met and "0.9600 / 0.9700 = 0.990" in targets[1].figure
     assert targets[2].met and "= 0.320" in targets[2].figure
     assert targets[3].met  # 0.96 >= 0.945 and 0.96 - 0.905 > 2 sd

@@ -93,6 +93,7 @@ def test_env_passes_gymnasium_and_sb3_checks(tiny_cache):
             level=level,
             observation=config.observation,
             episode_length=8,
+            unit_area=config.reward_unit_area,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("error")
@@ -105,7 +106,12 @@ def test_same_seed_same_rollout(tiny_cache):
 
     def rollout(seed):
         env = gym.make(
-            "razn/Zoom-v0", cache=[path], level=1, observation=config.observation, episode_length=10
+            "razn/Zoom-v0",
+            cache=[path],
+            level=1,
+            observation=config.observation,
+            episode_length=10,
+            unit_area=config.reward_unit_area,
         )
         _, info = env.reset(seed=seed)
         nodes, rewards = [info["node"]], []
@@ -136,7 +142,7 @@ def _hand_built_tables(parent_errors: float, child_errors: list[float]):
 @pytest.mark.parametrize(
     ("parent", "children", "expected"),
     [
-        (300.0, [0.0, 0.0, 0.0, 0.0], 300 / 1000 - 0.01 * 4),  # f_0 wrong, children right
+        (300.0, [0.0, 0.0, 0.0, 0.0], 300 / 250 - 0.01 * 4),  # f_0 wrong, children right
         (40.0, [10.0, 10.0, 10.0, 10.0], -0.01 * 4),  # zooming changes nothing
     ],
 )
@@ -151,6 +157,7 @@ def test_env_rewards_on_hand_built_cache(parent, children, expected):
         reward=RewardConfig(lam=0.01),
         observation=ObservationConfig(size=36),
         episode_length=2,
+        unit_area=250.0,  # the pixels of one child (the finest level)
     )
     env.reset(seed=0)
     _, zoom_reward, *_ = env.step(1)

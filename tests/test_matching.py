@@ -53,15 +53,16 @@ def test_matched_thresholds_give_uncertainty_razns_shares():
 
 
 def test_oracle_zooms_where_the_ground_truth_reward_is_positive():
-    # Levels 0, 1, 2 with r = 2 and one root; every node's area is 100 px per child.
+    # Levels 0, 1, 2 with r = 2 and one root; a finest patch (the reward's unit) is 100 px.
     area = [np.full((1, 1, 1), 1600.0), np.full((1, 2, 2), 400.0), np.full((1, 4, 4), 100.0)]
     errors = [np.full((1, 1, 1), 400.0), np.zeros((1, 2, 2)), np.zeros((1, 4, 4))]
-    errors[1][0, 0, 0] = 40.0  # only this level-1 node gains from zooming (40 px of 400)
-    errors[1][0, 1, 1] = 1.0  # 1 px of 400: not worth 4 segmentations at λ = 0.002
-    reward = RewardConfig(lam=0.002, policy_cost=0.0)
-    zoom = oracle_zoom(errors, area, reward, rate=2)
+    errors[1][0, 0, 0] = 40.0  # zooming fixes 40 px: 0.4 − 0.02 · 4 > 0
+    errors[1][0, 1, 1] = 1.0  # zooming fixes 1 px: 0.01 − 0.02 · 4 < 0
+    reward = RewardConfig(lam=0.02, policy_cost=0.0)
+    zoom = oracle_zoom(errors, area, reward, rate=2, unit_area=100.0)
     np.testing.assert_array_equal(zoom[1][0], [[True, False], [False, False]])
-    # Level 0: break errs 400 px; zooming (children follow the oracle) errs 1 px.
+    # Level 0: break errs 400 px; zooming (children follow the oracle) errs 1 px for 7
+    # segmentations: 3.99 − 0.14 > 0.
     assert zoom[0][0, 0, 0]
 
 

@@ -61,7 +61,7 @@ def test_train_writes_segmenters_and_policies(trained_run):
         "level_1.safetensors",
         "level_2.safetensors",
     ]
-    policies = run / "policies" / "lam_0.002"
+    policies = run / "policies" / "lam_0.01"
     assert (policies / "level_0.safetensors").is_file() and (
         policies / "level_1.safetensors"
     ).is_file()
@@ -117,7 +117,7 @@ def test_unknown_mode_and_missing_policies_are_clear_errors(trained_run):
     assert result.exit_code == 2 and "unknown mode 'zoomy'" in result.output
     result, _ = _segment(trained_run, "razn", "--lambda", "0.5")
     assert result.exit_code == 2 and "no policies trained for this λ" in result.output
-    assert "lam_0.002" in result.output
+    assert "lam_0.01" in result.output
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import pytest
 from razn.rewards import (
     RewardConfig,
     follow_policies,
+    reward_unit_area,
     sum_children,
     zoom_cost,
     zoom_outcome,
@@ -24,21 +25,24 @@ def test_sum_children_groups_r_by_r_blocks():
 
 
 def test_wrong_parent_with_right_children_earns_the_formula():
-    # One root, two levels (r = 2): f_0 misclassifies 300 of 1000 pixels, f_1 none.
+    # One root, two levels (r = 2): f_0 misclassifies 300 of 1000 pixels, f_1 none;
+    # one finest patch (the reward's unit of area) holds 250 pixels.
     errors = [np.array([[[300.0]]]), np.zeros((1, 2, 2))]
     outcome = zoom_outcome(errors, zoom={}, level=0, rate=2)
     assert outcome.errors[0, 0, 0] == 0 and outcome.segmentations[0, 0, 0] == 4
     assert outcome.policy_calls[0, 0, 0] == 0  # the children are at L_m: no policy there
     config = RewardConfig(lam=0.01, policy_cost=0.1)
     cost = zoom_cost(outcome, config)
-    reward = zoom_reward(errors[0], outcome.errors, np.array([[[1000.0]]]), cost, config.lam)
-    assert reward[0, 0, 0] == pytest.approx(300 / 1000 - 0.01 * 4)
+    area = np.array([[[1000.0]]])
+    reward = zoom_reward(errors[0], outcome.errors, area, cost, config.lam, unit_area=250.0)
+    assert reward[0, 0, 0] == pytest.approx(300 / 250 - 0.01 * 4)
 
 
 def test_zoom_that_changes_nothing_costs_exactly_lambda_times_cost():
     errors = [np.array([[[40.0]]]), np.array([[[10.0, 10.0], [10.0, 10.0]]])]
     outcome = zoom_outcome(errors, {}, 0, 2)
-    reward = zoom_reward(errors[0], outcome.errors, 1000.0, zoom_cost(outcome, RewardConfig()), 0.5)
+    cost = zoom_cost(outcome, RewardConfig())
+    reward = zoom_reward(errors[0], outcome.errors, 1000.0, cost, 0.5, unit_area=250.0)
     assert reward[0, 0, 0] == pytest.approx(-0.5 * 4)
 
 
@@ -76,6 +80,18 @@ def test_follow_policies_at_a_level_counts_its_own_policy_call():
 
 
 def test_empty_area_gives_only_the_cost():
-    assert zoom_reward(np.array([5.0]), np.array([0.0]), np.array([0.0]), np.array([4.0]), 0.1)[
-        0
-    ] == pytest.approx(-0.4)
+    reward = zoom_reward(np.array([5.0]), np.array([0.0]), np.array([0.0]), np.array([4.0]), 0.1, 9)
+    assert reward[0] == pytest.approx(-0.4)
+
+
+def test_a_pixel_fixed_is_worth_the_same_at_every_level():
+    # 100 pixels fixed by zooming a coarse node (16x the area) or a fine one: same gain.
+    coarse = zoom_reward(np.array([100.0]), np.array([0.0]), np.array([16000.0]), 0.0, 0.0, 1000)
+    fine = zoom_reward(np.array([100.0]), np.array([0.0]), np.array([1000.0]), 0.0, 0.0, 1000)
+    assert coarse[0] == fine[0] == pytest.approx(0.1)
+
+
+def test_reward_unit_area_is_one_finest_patch_at_the_evaluation_resolution():
+    assert reward_unit_area(256, 1.0, 1.0) == 65536.0
+    assert reward_unit_area(256, 1.0, 2.0) == 16384.0  # scored at half the resolution
+    assert reward_unit_area(64, 2.0, 1.0) == 16384.0

@@ -44,7 +44,7 @@ class BenchmarkConfig:
     """The RunConfig YAML of the trained run (relative to the benchmark YAML)."""
     run_overrides: tuple[str, ...] = ()
     """``key=value`` overrides of the run config (``data.manifest`` is set by the benchmark)."""
-    lambdas: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.004, 0.008)
+    lambdas: tuple[float, ...] = (0.0025, 0.005, 0.01, 0.02, 0.04)
     """λ values of the razn curve; the run's ``reward.lam`` is the default λ and is added if missing."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Policy training seeds at the default λ; ``uncertainty`` and ``random`` are matched to each."""

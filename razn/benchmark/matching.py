@@ -29,22 +29,26 @@ TISSUE_STAT = 4
 
 
 def oracle_zoom(
-    errors: Sequence[np.ndarray], area: Sequence[np.ndarray], reward: RewardConfig, rate: int
+    errors: Sequence[np.ndarray],
+    area: Sequence[np.ndarray],
+    reward: RewardConfig,
+    rate: int,
+    unit_area: float,
 ) -> dict[int, np.ndarray]:
     """Zoom where the ground-truth reward is positive, decided from level m−1 up to 0.
 
     Args:
         errors: per level, f_j's misclassified pixels at each node, ``(R, n, n)``.
         area: per level, the scored pixels at each node.
+        unit_area: the reward's unit of area (:func:`razn.rewards.reward_unit_area`).
     Returns:
         ``{level: bool (R, n, n)}`` for every level but the finest.
     """
     zoom: dict[int, np.ndarray] = {}
     for level in range(len(errors) - 2, -1, -1):
         outcome = zoom_outcome(errors, zoom, level, rate)
-        gain = zoom_reward(
-            errors[level], outcome.errors, area[level], zoom_cost(outcome, reward), reward.lam
-        )
+        cost = zoom_cost(outcome, reward)
+        gain = zoom_reward(errors[level], outcome.errors, area[level], cost, reward.lam, unit_area)
         zoom[level] = gain > 0
     return zoom
 

@@ -336,9 +336,8 @@ def oracle_decider(run: RunDirectory, entry: ManifestEntry) -> Any:
 
     tables, roots = read_tables([cache_path(run, entry)])
     rate = run.config.levels.geometry().rate
-    zoom = oracle_zoom(
-        [t.errors for t in tables], [t.area for t in tables], run.config.reward, rate
-    )
+    errors, area = [t.errors for t in tables], [t.area for t in tables]
+    zoom = oracle_zoom(errors, area, run.config.reward, rate, run.config.reward_unit_area)
     return PlannedZoom(roots[0], zoom, rate)
 
 

@@ -69,6 +69,8 @@ def train_level(
     seed: int,
     log_dir: Path,
     callbacks: Sequence[Any] = (),
+    *,
+    unit_area: float,
 ):
     """Train g_``level`` with PPO on the cached ``tables``; returns the trained SB3 model."""
 
@@ -83,6 +85,7 @@ def train_level(
                 zoom=zoom,
                 episode_length=settings.episode_length,
                 sampling=settings.sampling,
+                unit_area=unit_area,
             )
             env.reset(seed=seed + index)
             return Monitor(env)
@@ -233,10 +236,11 @@ def train_policies(
             (config.seed if settings.seed is None else settings.seed) + level,
             folder / f"level_{level}_log",
             bar,
+            unit_area=config.reward_unit_area,
         )
         model.policy.set_training_mode(False)
         probabilities = policy_decisions(model.policy, tables[level].observations)
-        rewards = zoom_rewards(tables, level, geometry.rate, zoom, reward)
+        rewards = zoom_rewards(tables, level, geometry.rate, zoom, reward, config.reward_unit_area)
         report = level_report(level, probabilities, rewards)
         save_level(
             model,
