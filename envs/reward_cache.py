@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,19 +80,46 @@ def cache_key(
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
-def ensure_slide_cache(
+def slide_cache_path(
     slide_path: Path,
     mask_path: Path,
-    segmenters: Sequence[Segmenter],
     segmenter_paths: Sequence[Path],
     config: RunConfig,
     cache_dir: Path,
 ) -> Path:
-    """The cache of one slide, built unless an up-to-date one exists; returns its path."""
+    """Where the cache of one slide for these inputs lives (built or not)."""
     key = cache_key(slide_path, mask_path, segmenter_paths, config)
-    target = cache_dir / f"{Path(slide_path).name}-{key}.zarr"
-    if (target / "zarr.json").exists() and _is_complete(target):
+    return _cache_target(cache_dir, slide_path, key)
+
+
+def _cache_target(cache_dir: Path, slide_path: Path, key: str) -> Path:
+    return Path(cache_dir) / f"{Path(slide_path).name}-{key}.zarr"
+
+
+def cache_is_complete(target: Path) -> bool:
+    """True when ``target`` holds a fully written cache of this format."""
+    return (Path(target) / "zarr.json").exists() and _is_complete(Path(target))
+
+
+def ensure_slide_cache(
+    slide_path: Path,
+    mask_path: Path,
+    segmenters: Sequence[Segmenter] | Callable[[], Sequence[Segmenter]],
+    segmenter_paths: Sequence[Path],
+    config: RunConfig,
+    cache_dir: Path,
+) -> Path:
+    """The cache of one slide, built unless an up-to-date one exists; returns its path.
+
+    ``segmenters`` may be a function that loads them: it is called only when the cache
+    has to be built.
+    """
+    key = cache_key(slide_path, mask_path, segmenter_paths, config)
+    target = _cache_target(cache_dir, slide_path, key)
+    if cache_is_complete(target):
         return target
+    if callable(segmenters):
+        segmenters = segmenters()
     with open_slide(slide_path) as slide, open_mask(mask_path, slide.dimensions) as mask:
         tables, roots = build_slide_tables(slide, mask, segmenters, config)
     write_tables(

@@ -18,6 +18,7 @@ from razn.config import load_config
 from razn.data.manifest import read_manifest
 from razn.data.synth import (
     SynthConfig,
+    ensure_dataset,
     render_layers,
     render_tile,
     slide_layout,
@@ -276,3 +277,17 @@ def test_render_is_a_pure_function_of_seed():
     np.testing.assert_array_equal(a[0], b[0])
     assert a[0].dtype == np.uint8 and a[0].shape == (64, 64, 3)
     assert a[1].dtype == np.uint8 and a[1].shape == (64, 64)
+
+
+def test_ensure_dataset_reuses_a_matching_dataset_and_remakes_a_changed_one(tmp_path):
+    config = SynthConfig()
+    manifest = ensure_dataset(tmp_path, 2, 256, 192, 4, config)
+    slide = tmp_path / "slides" / "synth_000.tiff"
+    made = slide.stat().st_mtime_ns
+    assert ensure_dataset(tmp_path, 2, 256, 192, 4, config) == manifest
+    assert slide.stat().st_mtime_ns == made  # reused, not written again
+    ensure_dataset(tmp_path, 2, 256, 192, 4, SynthConfig(focus_density=30.0))
+    assert slide.stat().st_mtime_ns != made  # a generator setting changed: made again
+    (tmp_path / "masks" / "synth_001_mask.tiff").unlink()
+    ensure_dataset(tmp_path, 2, 256, 192, 4, SynthConfig(focus_density=30.0))
+    assert (tmp_path / "masks" / "synth_001_mask.tiff").is_file()  # a missing file: made again

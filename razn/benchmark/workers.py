@@ -66,12 +66,12 @@ def build_slide_cache(run_path: str, slide: str, mask: str) -> str:
     from razn.run_dir import RunDirectory
 
     run = RunDirectory.open(run_path)
-    segmenters = run.load_segmenters()
     paths = [run.segmenter_path(level) for level in range(run.num_levels)]
     run.cache_dir.mkdir(parents=True, exist_ok=True)
-    return str(
-        ensure_slide_cache(Path(slide), Path(mask), segmenters, paths, run.config, run.cache_dir)
+    path = ensure_slide_cache(
+        Path(slide), Path(mask), run.load_segmenters, paths, run.config, run.cache_dir
     )
+    return str(path)
 
 
 def train_policy_set(run_path: str, lam: float, seed: int | None) -> list[dict[str, float]]:

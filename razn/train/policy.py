@@ -272,9 +272,15 @@ def build_reward_cache(
     entries = [e for e in manifest.entries if e.split in splits]
     if not entries:
         raise RaznError(f"no slides in splits {list(splits)}", manifest.path)
-    segmenters = run.load_segmenters()
-    seg_paths = [run.segmenter_path(level) for level in range(len(segmenters))]
+    seg_paths = [run.segmenter_path(level) for level in range(run.num_levels)]
     run.cache_dir.mkdir(parents=True, exist_ok=True)
+    loaded: list[Any] = []
+
+    def segmenters() -> list[Any]:  # loaded once, and only if a cache must be built
+        if not loaded:
+            loaded.extend(run.load_segmenters())
+        return loaded
+
     return [
         ensure_slide_cache(e.slide, e.mask, segmenters, seg_paths, config, run.cache_dir)
         for e in _progress(entries, "reward cache", progress)
