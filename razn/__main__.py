@@ -2,4 +2,6 @@
 
 from razn.cli import main
 
-main()
+# The guard matters: worker processes are spawned, and spawning imports this module again.
+if __name__ == "__main__":
+    main()
