@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from razn.config import check_range
+from razn.errors import ConfigError
+
+STATS_TRANSFORMS = ("raw", "log")
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,16 @@ class PolicyNetConfig:
     """Width of the layer embedding the summary statistics."""
     hidden: tuple[int, ...] = (64,)
     """Hidden layers of the policy and value heads (SB3 ``net_arch``)."""
+    stats_transform: str = "raw"
+    """``raw``: the stats as they are; ``log``: each stat also on a log scale,
+    ``log(x + 1e-3)`` mapped to [0, 1], so that differences among small values (mean
+    entropy is often below 0.1) reach the network as large as those among large ones."""
 
     def __post_init__(self) -> None:
         check_range("policy_net.cnn_channels (count)", len(self.cnn_channels), low=1)
         check_range("policy_net.stats_features", self.stats_features, low=1)
+        if self.stats_transform not in STATS_TRANSFORMS:
+            raise ConfigError(
+                f"policy.net.stats_transform must be one of {STATS_TRANSFORMS}, "
+                f"got {self.stats_transform!r}"
+            )

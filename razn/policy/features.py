@@ -22,6 +22,7 @@ class ZoomFeatures(BaseFeaturesExtractor):
         observation_space: spaces.Dict,
         cnn_channels: tuple[int, ...] = (16, 32, 64),
         stats_features: int = 32,
+        stats_transform: str = "raw",
     ):
         in_channels = observation_space["image"].shape[0] + observation_space["seg"].shape[0]
         num_stats = observation_space["stats"].shape[0]
@@ -31,11 +32,25 @@ class ZoomFeatures(BaseFeaturesExtractor):
             layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1), nn.ReLU()]
             in_channels = out_channels
         self.cnn = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.stats = nn.Sequential(nn.Linear(num_stats, stats_features), nn.ReLU())
+        self.stats_transform = stats_transform
+        stats_inputs = num_stats * (2 if stats_transform == "log" else 1)
+        self.stats = nn.Sequential(nn.Linear(stats_inputs, stats_features), nn.ReLU())
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         pixels = torch.cat([observations["image"], observations["seg"]], dim=1)
-        return torch.cat([self.cnn(pixels), self.stats(observations["stats"])], dim=1)
+        stats = observations["stats"]
+        if self.stats_transform == "log":
+            stats = torch.cat([stats, log_scale(stats)], dim=1)
+        return torch.cat([self.cnn(pixels), self.stats(stats)], dim=1)
+
+
+LOG_FLOOR = 1e-3
+
+
+def log_scale(values: torch.Tensor) -> torch.Tensor:
+    """``[0, 1]`` → ``[0, 1]`` on a log scale: 0.001 → 0.10, 0.01 → 0.35, 0.1 → 0.67, 1 → 1."""
+    floor = torch.log(torch.tensor(LOG_FLOOR, dtype=values.dtype))
+    return (torch.log(values.clamp(0.0, 1.0) + LOG_FLOOR) - floor) / (-floor)
 
 
 def policy_kwargs(config: PolicyNetConfig) -> dict:
@@ -45,6 +60,7 @@ def policy_kwargs(config: PolicyNetConfig) -> dict:
         "features_extractor_kwargs": {
             "cnn_channels": tuple(config.cnn_channels),
             "stats_features": config.stats_features,
+            "stats_transform": config.stats_transform,
         },
         "net_arch": {"pi": list(config.hidden), "vf": list(config.hidden)},
     }
