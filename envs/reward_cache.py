@@ -29,6 +29,7 @@ import numpy as np
 
 from razn.config import to_dict
 from razn.data.masks import LabelMask, open_mask
+from razn.digest import file_sha256
 from razn.geometry import ZoomGeometry, resample_labels
 from razn.models import Segmenter, class_labels, predict_probs
 from razn.observation import NUM_FIXED_STATS, make_observations
@@ -69,7 +70,7 @@ def cache_key(
         "format": CACHE_FORMAT,
         "slide": _file_identity(slide_path),
         "mask": _file_identity(mask_path),
-        "segmenters": [_file_digest(p) for p in segmenter_paths],
+        "segmenters": [file_sha256(p) for p in segmenter_paths],
         "levels": to_dict(config.levels),
         "classes": list(config.data.class_names),
         "tissue": to_dict(config.tissue),
@@ -281,11 +282,3 @@ def _file_identity(path: Path) -> list:
     path = Path(path).resolve()
     stat = path.stat()
     return [str(path), stat.st_size, stat.st_mtime_ns]
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

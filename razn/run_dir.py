@@ -21,7 +21,6 @@ A run is created once with :meth:`RunDirectory.create` and reopened with
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from typing import Any
 
 from razn import __version__
 from razn.config import dump_yaml, load_config, to_dict
+from razn.digest import file_sha256
 from razn.errors import CheckpointError, ConfigError
 from razn.models import Segmenter, load_segmenter
 from razn.run_config import RunConfig
@@ -167,7 +167,7 @@ class RunDirectory:
         Levels may be trained by parallel processes, so ``run.json`` is re-read and updated
         under an exclusive lock: no process overwrites another's record.
         """
-        digest = _sha256(self.segmenter_path(level))
+        digest = file_sha256(self.segmenter_path(level))
         with _locked(self.path / "run.json.lock"):
             self.info["segmenters"].update(_read_info(self.path / "run.json")["segmenters"])
             self.info["segmenters"][str(self._level(level))] = {"sha256": digest}
@@ -183,7 +183,7 @@ class RunDirectory:
                 f"with `razn train-seg --run {self.path}`",
                 path,
             )
-        if _sha256(path) != record["sha256"]:
+        if file_sha256(path) != record["sha256"]:
             raise CheckpointError(
                 "file differs from the one this run trained (SHA-256 mismatch); it was "
                 "modified or replaced — retrain the level or restore the file",
@@ -266,14 +266,6 @@ def _differences(a: Any, b: Any, prefix: str) -> set[str]:
         keys = set(a) | set(b)
         return set().union(*(_differences(a.get(k), b.get(k), f"{prefix}{k}.") for k in keys))
     return set() if a == b else {prefix.rstrip(".")}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 __all__ = ["RUN_FORMAT", "RunDirectory", "config_differences"]

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from razn.benchmark.config import BenchmarkConfig
 from razn.benchmark.matching import (
     ENTROPY_STAT,
@@ -50,6 +48,7 @@ from razn.benchmark.workers import (
 from razn.config import load_config
 from razn.data.manifest import Manifest, ManifestEntry, read_manifest, write_manifest
 from razn.data.synth import ensure_dataset
+from razn.digest import file_sha256
 from razn.errors import ConfigError
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
@@ -348,7 +347,7 @@ def job_key(run: RunDirectory, job: Job, evaluation: dict[str, Any]) -> str:
         from razn.policy.store import policy_folder
 
         folder = policy_folder(run.policies_dir, job.lam or 0.0, job.seed)
-        policy_files = [_digest(p) for p in sorted(folder.glob("level_*.safetensors"))]
+        policy_files = [file_sha256(p) for p in sorted(folder.glob("level_*.safetensors"))]
     blob = {
         "segmenters": run.info["segmenters"],
         "mode": job.mode,
@@ -360,11 +359,3 @@ def job_key(run: RunDirectory, job: Job, evaluation: dict[str, Any]) -> str:
         **evaluation,
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def as_float_list(values: Any) -> list[float]:
-    return [float(v) for v in np.asarray(values).ravel()]
