@@ -89,12 +89,12 @@ def run_demo(out: Path, progress: bool = True, say: Callable[[str], None] = prin
     started = time.perf_counter()
     manifest = ensure_demo_dataset(out / "data", progress)
     say(f"[{time.perf_counter() - started:5.0f} s] dataset: {manifest}")
-    run = RunDirectory.open_or_create(out / "run", demo_config(manifest))
+    run = RunDirectory.open_or_create(out / "run", demo_config(manifest), policy_may_differ=True)
     for result in train_segmenters(run, progress=progress):
         say(
             f"[{time.perf_counter() - started:5.0f} s] f_{result.level}: val Dice {result.val_dice}"
         )
-    if not policies_exist(run, run.config.reward.lam):
+    if not policies_exist(run, run.config.reward.lam, None, run.config):
         for report in train_policies(run, progress=progress):
             say(
                 f"[{time.perf_counter() - started:5.0f} s] g_{report.level}: zoom rate {report.zoom_rate:.2f}"

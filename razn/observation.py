@@ -33,6 +33,10 @@ STAT_NAMES = (
     "boundary_share",
     "tissue_share",
 )
+ENTROPY_STAT = STAT_NAMES.index("mean_entropy")
+"""Index of the mean normalised entropy in ``stats``."""
+TISSUE_STAT = STAT_NAMES.index("tissue_share")
+"""Index of the tissue share in ``stats``."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,9 @@ RUN_FORMAT = "razn-run/1"
 RUNTIME_KEYS = frozenset({"seg_train.num_workers", "seg_train.device", "seg_train.torch_threads"})
 """Config keys that may differ when a run is continued: they change speed, not results."""
 
+POLICY_SECTIONS = ("policy", "reward")
+"""Config sections that only the zoom policies depend on (not the segmenters or caches)."""
+
 
 class RunDirectory:
     """One run's folder (see the module docstring). Build with :meth:`create` or :meth:`open`."""
@@ -96,13 +99,22 @@ class RunDirectory:
         return cls(path, config, info)
 
     @classmethod
-    def open_or_create(cls, path: str | Path, config: RunConfig) -> RunDirectory:
-        """Continue the run at ``path`` if there is one (its config must match), else create it."""
+    def open_or_create(
+        cls, path: str | Path, config: RunConfig, *, policy_may_differ: bool = False
+    ) -> RunDirectory:
+        """Continue the run at ``path`` if there is one (its config must match), else create it.
+
+        With ``policy_may_differ`` the :data:`POLICY_SECTIONS` may differ too: the run's
+        segmenters and caches stay valid, and the returned run carries ``config`` (in
+        memory; ``config.yaml`` keeps what the segmenters were trained with).
+        """
         path = Path(path)
         if not (path / "run.json").exists():
             return cls.create(path, config)
         run = cls.open(path)
         changed = config_differences(run.config, config) - RUNTIME_KEYS
+        if policy_may_differ:
+            changed = {key for key in changed if key.split(".")[0] not in POLICY_SECTIONS}
         if changed:
             raise CheckpointError(
                 f"the run was made with a different config (differs at "
@@ -110,7 +122,7 @@ class RunDirectory:
                 "(omit --config) or start a new run directory",
                 path,
             )
-        if config != run.config:  # only runtime keys differ: use the new ones
+        if config != run.config:  # only runtime (or allowed policy) keys differ: use the new ones
             run._config = config
         return run
 
@@ -268,4 +280,4 @@ def _differences(a: Any, b: Any, prefix: str) -> set[str]:
     return set() if a == b else {prefix.rstrip(".")}
 
 
-__all__ = ["RUN_FORMAT", "RunDirectory", "config_differences"]
+__all__ = ["POLICY_SECTIONS", "RUN_FORMAT", "RunDirectory", "config_differences"]

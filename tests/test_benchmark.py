@@ -78,6 +78,11 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
     assert by_mode["cip"]["patches"][:2] == [0, 0]
     assert by_mode["fixed-1"]["patches"][0] == 0 and by_mode["fixed-1"]["patches"][2] == 0
     assert "thresholds" in by_mode["uncertainty"] and "probabilities" in by_mode["random"]
+    # each policy level was judged on the val slides against the baselines at equal zooms
+    report = json.loads((out / "runs/clean/policies/lam_0.01/level_0.json").read_text())
+    held_out = report["held_out"]
+    assert held_out["level"] == 0 and 0 <= held_out["zoomed"] <= held_out["nodes"]
+    assert held_out["oracle"] >= max(held_out["policy"], held_out["uncertainty"], 0.0)
     for name in ("results.md", "benchmark.json", "pareto.png"):
         assert (out / name).is_file()
     assert "## Targets" in (out / "results.md").read_text() and "## Targets" in output
@@ -98,6 +103,24 @@ def test_benchmark_reuses_everything_when_run_again(tiny_benchmark):
     after = {p: p.stat().st_mtime_ns for p in (out / "outputs").rglob("summary.json")}
     assert after == before  # nothing segmented again
     assert "training" not in result.output  # no segmenter or policy trained again
+
+
+def test_new_policy_settings_retrain_the_policies_but_not_the_segmenters(tiny_benchmark):
+    out, _ = tiny_benchmark
+    folder = out.parent
+    segmenters = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("segmenters/*.safetensors")}
+    changed = folder / "benchmark_lr.yaml"
+    changed.write_text(
+        TINY_BENCHMARK + "run_overrides: [policy.learning_rate=0.001]\n", encoding="utf-8"
+    )
+    args = ["benchmark", "--config", str(changed), "--out", str(out), "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "training 4 policy sets" in result.output and "segmenters" not in result.output
+    after = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("segmenters/*.safetensors")}
+    assert after == segmenters
+    saved = (out / "runs/clean/policies/lam_0.01/config.yaml").read_text()
+    assert "learning_rate: 0.001" in saved
 
 
 def test_targets_from_known_rows():

@@ -9,7 +9,7 @@ import torch
 from razn.errors import ConfigError
 from razn.observation import ObservationConfig
 from razn.policy.config import PolicyNetConfig
-from razn.policy.features import log_scale
+from razn.policy.features import log_scale, policy_kwargs, stats_normalisation
 from razn.policy.store import build_policy, load_policy, save_policy
 
 
@@ -25,13 +25,56 @@ def test_unknown_stats_transform_is_refused():
         PolicyNetConfig(stats_transform="sqrt")
 
 
-@pytest.mark.parametrize("transform", ["raw", "log"])
-def test_policy_round_trip_keeps_weights_and_transform(tmp_path, transform):
+def test_stats_normalisation_is_the_mean_and_floored_std_of_the_transformed_stats():
+    stats = np.array([[0.0, 0.5], [0.2, 0.5], [0.4, 0.5]], np.float32)
+    raw = stats_normalisation(stats, PolicyNetConfig(standardize_stats=True))
+    assert raw["stats_mean"] == pytest.approx([0.2, 0.5])
+    # population std of (0, 0.2, 0.4) is sqrt(0.08/3); a constant stat gets the floor
+    assert raw["stats_std"] == pytest.approx([(0.08 / 3) ** 0.5, 1e-3])
+    logged = stats_normalisation(
+        stats, PolicyNetConfig(stats_transform="log", standardize_stats=True)
+    )
+    assert len(logged["stats_mean"]) == 4
+    assert logged["stats_mean"][:2] == pytest.approx([0.2, 0.5])
+    assert stats_normalisation(stats, PolicyNetConfig()) == {}
+
+
+def test_standardised_stats_reach_the_embedding_as_z_scores():
+    net = PolicyNetConfig(cnn_channels=(4,), stats_features=2, hidden=(4,), standardize_stats=True)
+    space = build_policy(ObservationConfig(size=36), 2, net).observation_space
+    kwargs = policy_kwargs(net, {"stats_mean": [0.5] * 7, "stats_std": [0.25] * 7})
+    features = kwargs["features_extractor_class"](space, **kwargs["features_extractor_kwargs"])
+    seen = []
+    features.stats.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    obs = {
+        "image": torch.zeros(1, 3, 36, 36),
+        "seg": torch.zeros(1, 2, 36, 36),
+        "stats": torch.tensor([[0.0, 0.25, 0.5, 0.75, 1.0, 0.5, 0.5]]),
+    }
+    features(obs)
+    torch.testing.assert_close(seen[0], torch.tensor([[-2.0, -1.0, 0.0, 1.0, 2.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="need 7 values, got"):
+        bad = policy_kwargs(net, {"stats_mean": [0.5] * 3, "stats_std": [0.25] * 3})
+        kwargs["features_extractor_class"](space, **bad["features_extractor_kwargs"])
+
+
+@pytest.mark.parametrize(
+    ("transform", "standardize"), [("raw", False), ("log", False), ("log", True)]
+)
+def test_policy_round_trip_keeps_weights_and_transform(tmp_path, transform, standardize):
     observation = ObservationConfig(size=36)
     net = PolicyNetConfig(
-        cnn_channels=(4, 8), stats_features=8, hidden=(8,), stats_transform=transform
+        cnn_channels=(4, 8),
+        stats_features=8,
+        hidden=(8,),
+        stats_transform=transform,
+        standardize_stats=standardize,
     )
     policy = build_policy(observation, 2, net)
+    if standardize:  # as training sets them: non-trivial values that must travel with the file
+        extractor = policy.features_extractor
+        extractor.stats_mean.copy_(torch.linspace(0.1, 0.9, 14))
+        extractor.stats_std.copy_(torch.linspace(0.2, 0.5, 14))
     path = save_policy(policy, tmp_path / "level_0.safetensors", observation, 2, net, {"lam": 0.01})
     loaded, extra = load_policy(path)
     assert extra == {"lam": 0.01}

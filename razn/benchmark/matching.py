@@ -20,12 +20,21 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from razn.observation import ENTROPY_STAT, TISSUE_STAT
 from razn.rewards import RewardConfig, zoom_cost, zoom_outcome, zoom_reward
 
-ENTROPY_STAT = 0
-"""Index of the mean normalised entropy in the observation's ``stats``."""
-TISSUE_STAT = 4
-"""Index of the tissue share in the observation's ``stats``."""
+__all__ = [
+    "ENTROPY_STAT",
+    "TISSUE_STAT",
+    "expand",
+    "matched_probabilities",
+    "matched_thresholds",
+    "oracle_zoom",
+    "reached_nodes",
+    "stat_maps",
+    "threshold_for_share",
+    "zoom_shares",
+]
 
 
 def oracle_zoom(

@@ -40,12 +40,13 @@ from razn.benchmark.matching import (
 )
 from razn.benchmark.workers import (
     build_slide_cache,
+    policy_set_config,
     run_tasks,
     slide_pairs,
     train_policy_set,
     train_segmenter_level,
 )
-from razn.config import load_config
+from razn.config import load_config, to_dict
 from razn.data.manifest import Manifest, ManifestEntry, read_manifest, write_manifest
 from razn.data.synth import ensure_dataset
 from razn.digest import file_sha256
@@ -89,6 +90,8 @@ class Context:
     progress: bool
     started: float = field(default_factory=time.perf_counter)
     runs: dict[str, RunDirectory] = field(default_factory=dict)
+    configs: dict[str, RunConfig] = field(default_factory=dict)
+    """Each run's wanted config: the policies are trained with its policy sections."""
     manifests: dict[str, Manifest] = field(default_factory=dict)
 
     def log(self, message: str) -> None:
@@ -174,13 +177,18 @@ def noisy_manifest(noisy: Manifest, clean: Manifest) -> Manifest:
 
 # -- 2. runs ----------------------------------------------------------------------------
 def prepare_runs(ctx: Context, config_path: Path | None) -> None:
+    """Open (or create) the runs. Their segmenters follow the run config of the first
+    benchmark; its ``policy`` and ``reward`` sections may change later (policies retrain)."""
     run_yaml = ctx.config.run_config_path(config_path)
     if not run_yaml.is_file():
         raise ConfigError("run config not found", run_yaml)
     for variant, manifest in ctx.manifests.items():
         overrides = (*ctx.config.run_overrides, f"data.manifest={manifest.path.resolve()}")
         run_config = load_config(RunConfig, run_yaml, overrides)
-        ctx.runs[variant] = RunDirectory.open_or_create(ctx.out / "runs" / variant, run_config)
+        ctx.runs[variant] = RunDirectory.open_or_create(
+            ctx.out / "runs" / variant, run_config, policy_may_differ=True
+        )
+        ctx.configs[variant] = run_config
 
 
 # -- 3. training ------------------------------------------------------------------------
@@ -201,7 +209,8 @@ def train_everything(ctx: Context) -> None:
             lambda task, dice: ctx.log(f"f_{task[1]} of {Path(task[0]).name}: val Dice {dice}"),
         )
     for variant in ctx.runs:  # reopen: run.json now records every level
-        ctx.runs[variant] = RunDirectory.open(ctx.runs[variant].path)
+        reopened = RunDirectory.open(ctx.runs[variant].path)
+        ctx.runs[variant] = RunDirectory(reopened.path, ctx.configs[variant], reopened.info)
     cache_tasks = [
         (str(ctx.clean.path), slide, mask)
         for slide, mask in slide_pairs(cache_entries(ctx.manifests["clean"], ctx.clean, ctx.config))
@@ -216,18 +225,21 @@ def train_everything(ctx: Context) -> None:
         ]
     ctx.log(f"reward caches of {len(cache_tasks)} slides")
     run_tasks(build_slide_cache, cache_tasks, workers)
-    policy_tasks = [(str(ctx.clean.path), lam, None) for lam in lambdas(ctx)]
-    policy_tasks += [
-        (str(ctx.clean.path), ctx.default_lambda, ctx.policy_seed(seed))
+    held_out = (ctx.config.match_split,)  # never test: see BenchmarkConfig.match_split
+    wanted = [("clean", lam, None) for lam in lambdas(ctx)]
+    wanted += [
+        ("clean", ctx.default_lambda, ctx.policy_seed(seed))
         for seed in ctx.config.seeds
         if ctx.policy_seed(seed) is not None
     ]
     if "noisy" in ctx.runs:
-        policy_tasks.append((str(ctx.runs["noisy"].path), ctx.default_lambda, None))
+        wanted.append(("noisy", ctx.default_lambda, None))
     policy_tasks = [
-        task
-        for task in policy_tasks
-        if not policies_exist(RunDirectory.open(task[0]), task[1], task[2])
+        (str(ctx.runs[variant].path), lam, seed, to_dict(ctx.configs[variant]), held_out)
+        for variant, lam, seed in wanted
+        if not policies_exist(
+            ctx.runs[variant], lam, seed, policy_set_config(ctx.configs[variant], lam, seed)
+        )
     ]
     if not policy_tasks:
         return
@@ -236,7 +248,24 @@ def train_everything(ctx: Context) -> None:
         train_policy_set,
         policy_tasks,
         workers,
-        lambda task, _: ctx.log(f"policies of {Path(task[0]).name} λ={task[1]:g} seed={task[2]}"),
+        lambda task, reports: log_policy_set(ctx, task, reports),
+    )
+
+
+def log_policy_set(ctx: Context, task: tuple[Any, ...], reports: list[dict[str, Any]]) -> None:
+    """One line per trained policy set, with its levels' held-out comparison."""
+    levels = []
+    for report in sorted(reports, key=lambda r: r["level"]):
+        h = report.get("held_out") or {}
+        if h:
+            levels.append(
+                f"g_{report['level']} {h['zoomed']}/{h['nodes']} zoomed, reward {h['policy']:.2f} "
+                f"(uncertainty {h['uncertainty']:.2f}, random {h['random']:.2f}, "
+                f"oracle {h['oracle']:.2f})"
+            )
+    ctx.log(
+        f"policies of {Path(task[0]).name} λ={task[1]:g} seed={task[2]}"
+        + (f"; {ctx.config.match_split}: " + "; ".join(levels) if levels else "")
     )
 
 

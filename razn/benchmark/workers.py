@@ -74,21 +74,38 @@ def build_slide_cache(run_path: str, slide: str, mask: str) -> str:
     return str(path)
 
 
-def train_policy_set(run_path: str, lam: float, seed: int | None) -> list[dict[str, float]]:
-    """Train (or reuse) g_0 … g_{m−1} of the run for λ = ``lam`` and PPO ``seed``."""
+def train_policy_set(
+    run_path: str,
+    lam: float,
+    seed: int | None,
+    config: dict[str, Any] | None = None,
+    held_out: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """Train (or reuse) g_0 … g_{m−1} of the run for λ = ``lam`` and PPO ``seed``, with the
+    ``policy`` and ``reward`` sections of ``config`` (a RunConfig as a dict; default the
+    run's own), judging each level on the ``held_out`` splits' slides."""
+    from razn.config import from_mapping
+    from razn.run_config import RunConfig
     from razn.run_dir import RunDirectory
     from razn.train.policy import policies_exist, train_policies
 
     run = RunDirectory.open(run_path)
-    if policies_exist(run, lam, seed):
+    base = run.config if config is None else from_mapping(RunConfig, config, run_path)
+    wanted = policy_set_config(
+        replace(run.config, policy=base.policy, reward=base.reward), lam, seed
+    )
+    if policies_exist(run, lam, seed, wanted):
         return []
-    config = run.config
-    config = replace(
+    return [report.as_dict() for report in train_policies(run, wanted, False, held_out)]
+
+
+def policy_set_config(config: Any, lam: float, seed: int | None) -> Any:
+    """``config`` (a RunConfig) with λ = ``lam`` and PPO ``seed``."""
+    return replace(
         config,
         reward=replace(config.reward, lam=float(lam)),
         policy=replace(config.policy, seed=seed),
     )
-    return [report.as_dict() for report in train_policies(run, config)]
 
 
 def slide_pairs(entries: Iterable[Any]) -> list[tuple[str, str]]:

@@ -30,12 +30,28 @@ import click
     metavar="KEY=VALUE",
     help="Override a policy.* or reward.* key, e.g. policy.timesteps=5000 (repeatable).",
 )
+@click.option(
+    "--held-out",
+    "held_out",
+    multiple=True,
+    type=click.Choice(["train", "val", "test"]),
+    help="Also judge each level on these slides against uncertainty, random and the oracle "
+    "at equal zooms (e.g. val; repeatable).",
+)
+@click.option(
+    "--into",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Policy folder to write (default RUN/policies/lam_<λ>[_seed_<s>]); for trying settings.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(
     run_path: Path,
     config_path: Path | None,
     lam: float | None,
     overrides: tuple[str, ...],
+    held_out: tuple[str, ...],
+    folder: Path | None,
     quiet: bool,
 ) -> None:
     """Train one PPO agent per level on razn/Zoom-v0, finest first, into RUN/policies/lam_<λ>/.
@@ -50,12 +66,20 @@ def command(
     started = time.perf_counter()
     run = RunDirectory.open(run_path)
     config = policy_config(run, config_path, overrides, lam)
-    for report in train_policies(run, config, progress=not quiet):
+    reports = train_policies(run, config, not quiet, held_out, folder)
+    for report in reports:
         click.echo(
             f"level {report.level}: zoom rate {report.zoom_rate:.3f} (oracle "
             f"{report.oracle_zoom_rate:.3f}), agreement with oracle {report.agreement:.3f}, "
             f"mean reward {report.mean_reward:.4f} (oracle {report.oracle_mean_reward:.4f}) "
             f"over {report.patches} patches"
         )
-    folder = policy_folder(run.policies_dir, config.reward.lam, config.policy.seed)
+        if report.held_out:
+            h = report.held_out
+            click.echo(
+                f"  held out ({'/'.join(held_out)}): {h['zoomed']} of {h['nodes']} zoomed; "
+                f"summed reward policy {h['policy']:.3f}, uncertainty {h['uncertainty']:.3f}, "
+                f"random {h['random']:.3f}, oracle {h['oracle']:.3f}"
+            )
+    folder = folder or policy_folder(run.policies_dir, config.reward.lam, config.policy.seed)
     click.echo(f"policies in {folder} ({time.perf_counter() - started:.0f} s)")

@@ -24,6 +24,9 @@ class PolicyNetConfig:
     """``raw``: the stats as they are; ``log``: each stat also on a log scale,
     ``log(x + 1e-3)`` mapped to [0, 1], so that differences among small values (mean
     entropy is often below 0.1) reach the network as large as those among large ones."""
+    standardize_stats: bool = False
+    """Shift and scale the (transformed) stats by their mean and standard deviation over
+    the training patches of the level (stored with the policy's weights)."""
 
     def __post_init__(self) -> None:
         check_range("policy_net.cnn_channels (count)", len(self.cnn_channels), low=1)

@@ -1,11 +1,18 @@
 """The policy's features extractor: a small CNN over the patch and f_i's view, plus the stats.
 
 Stable-Baselines3 divides the uint8 image spaces (``image``, ``seg``) by 255 before
-they get here (``normalize_images``); ``stats`` arrive as they are, in [0, 1].
+they get here (``normalize_images``); ``stats`` arrive as they are, in [0, 1]. With
+``standardize_stats`` the (transformed) stats are shifted and scaled by their mean and
+standard deviation over the training patches, held as buffers so that they travel with
+the weights: a single unit can then threshold a stat whose useful range is 0.001–0.05.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -23,6 +30,9 @@ class ZoomFeatures(BaseFeaturesExtractor):
         cnn_channels: tuple[int, ...] = (16, 32, 64),
         stats_features: int = 32,
         stats_transform: str = "raw",
+        standardize_stats: bool = False,
+        stats_mean: Sequence[float] | None = None,
+        stats_std: Sequence[float] | None = None,
     ):
         in_channels = observation_space["image"].shape[0] + observation_space["seg"].shape[0]
         num_stats = observation_space["stats"].shape[0]
@@ -34,14 +44,34 @@ class ZoomFeatures(BaseFeaturesExtractor):
         self.cnn = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.stats_transform = stats_transform
         stats_inputs = num_stats * (2 if stats_transform == "log" else 1)
+        self.standardize_stats = standardize_stats
+        if standardize_stats:
+            # Identity until set: a policy being loaded gets its values from the file.
+            mean = torch.zeros(stats_inputs) if stats_mean is None else torch.tensor(stats_mean)
+            std = torch.ones(stats_inputs) if stats_std is None else torch.tensor(stats_std)
+            if mean.shape != (stats_inputs,) or std.shape != (stats_inputs,):
+                raise ValueError(
+                    f"stats_mean and stats_std need {stats_inputs} values, "
+                    f"got {tuple(mean.shape)} and {tuple(std.shape)}"
+                )
+            self.register_buffer("stats_mean", mean.float())
+            self.register_buffer("stats_std", std.float())
         self.stats = nn.Sequential(nn.Linear(stats_inputs, stats_features), nn.ReLU())
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         pixels = torch.cat([observations["image"], observations["seg"]], dim=1)
-        stats = observations["stats"]
-        if self.stats_transform == "log":
-            stats = torch.cat([stats, log_scale(stats)], dim=1)
+        stats = transform_stats(observations["stats"], self.stats_transform)
+        if self.standardize_stats:
+            stats = (stats - self.stats_mean) / self.stats_std
         return torch.cat([self.cnn(pixels), self.stats(stats)], dim=1)
+
+
+def transform_stats(stats: torch.Tensor, transform: str) -> torch.Tensor:
+    """The stats ``(N, S)`` as the embedding layer sees them before standardisation:
+    as they are (``raw``) or followed by their :func:`log_scale` (``log``, ``(N, 2S)``)."""
+    if transform == "log":
+        return torch.cat([stats, log_scale(stats)], dim=1)
+    return stats
 
 
 LOG_FLOOR = 1e-3
@@ -53,14 +83,32 @@ def log_scale(values: torch.Tensor) -> torch.Tensor:
     return (torch.log(values.clamp(0.0, 1.0) + LOG_FLOOR) - floor) / (-floor)
 
 
-def policy_kwargs(config: PolicyNetConfig) -> dict:
-    """``policy_kwargs`` for SB3's ``MultiInputPolicy`` with :class:`ZoomFeatures`."""
+STD_FLOOR = 1e-3
+"""Smallest standard deviation a stat is divided by (a stat constant over the training
+patches, e.g. the tissue share of a level where every patch is full, is left unscaled)."""
+
+
+def stats_normalisation(stats: np.ndarray, config: PolicyNetConfig) -> dict[str, list[float]]:
+    """``stats_mean`` and ``stats_std`` of training stats ``(N, S)`` after the config's
+    transform; ``{}`` when ``config.standardize_stats`` is off."""
+    if not config.standardize_stats:
+        return {}
+    values = transform_stats(torch.as_tensor(np.asarray(stats, np.float32)), config.stats_transform)
+    std = values.std(dim=0, unbiased=False).clamp_min(STD_FLOOR)
+    return {"stats_mean": values.mean(dim=0).tolist(), "stats_std": std.tolist()}
+
+
+def policy_kwargs(config: PolicyNetConfig, normalisation: Mapping[str, Any] | None = None) -> dict:
+    """``policy_kwargs`` for SB3's ``MultiInputPolicy`` with :class:`ZoomFeatures`;
+    ``normalisation`` from :func:`stats_normalisation` (when training)."""
     return {
         "features_extractor_class": ZoomFeatures,
         "features_extractor_kwargs": {
             "cnn_channels": tuple(config.cnn_channels),
             "stats_features": config.stats_features,
             "stats_transform": config.stats_transform,
+            "standardize_stats": config.standardize_stats,
+            **(normalisation or {}),
         },
         "net_arch": {"pi": list(config.hidden), "vf": list(config.hidden)},
     }

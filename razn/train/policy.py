@@ -33,13 +33,15 @@ from razn.config import dump_yaml, load_config
 from razn.data.manifest import read_manifest
 from razn.engine.deciders import zoom_probability
 from razn.errors import ConfigError, RaznError
-from razn.policy.features import policy_kwargs
+from razn.observation import ENTROPY_STAT, TISSUE_STAT
+from razn.policy.features import policy_kwargs, stats_normalisation
 from razn.policy.store import policy_folder, policy_path, save_policy
 from razn.rewards import RewardConfig
 from razn.run_config import RunConfig
-from razn.run_dir import RUNTIME_KEYS, config_differences
+from razn.run_dir import POLICY_SECTIONS, RUNTIME_KEYS, config_differences
 from razn.train.callbacks import TqdmCallback, ZoomStatsCallback
 from razn.train.config import PolicyTrainConfig
+from razn.train.held_out import HeldOutComparison, compare_level
 
 
 @dataclass
@@ -53,8 +55,10 @@ class LevelReport:
     agreement: float
     mean_reward: float
     oracle_mean_reward: float
+    held_out: dict[str, float] | None = None
+    """The comparison on held-out slides (:class:`razn.train.held_out.HeldOutComparison`)."""
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
@@ -94,6 +98,8 @@ def train_level(
 
     vec = DummyVecEnv([make(i) for i in range(settings.n_envs)])
     vec.seed(seed)
+    stats = tables[level].observations["stats"]
+    normalisation = stats_normalisation(stats.reshape(-1, stats.shape[-1]), settings.net)
     model = PPO(
         "MultiInputPolicy",
         vec,
@@ -105,7 +111,7 @@ def train_level(
         gae_lambda=1.0,
         clip_range=settings.clip_range,
         ent_coef=settings.ent_coef,
-        policy_kwargs=policy_kwargs(settings.net),
+        policy_kwargs=policy_kwargs(settings.net, normalisation),
         seed=seed,
         device="cpu",
         verbose=0,
@@ -169,10 +175,6 @@ def save_level(
     report_path.write_text(json.dumps({**extra, **report.as_dict()}, indent=2), encoding="utf-8")
 
 
-POLICY_SECTIONS = ("policy", "reward")
-"""Config sections that may differ from the run's when training its policies."""
-
-
 def policy_config(
     run: Any, config_path: Path | None, overrides: Sequence[str] = (), lam: float | None = None
 ) -> RunConfig:
@@ -202,26 +204,37 @@ def policy_config(
 
 
 def train_policies(
-    run: Any, config: RunConfig | None = None, progress: bool = False
+    run: Any,
+    config: RunConfig | None = None,
+    progress: bool = False,
+    held_out_splits: Sequence[str] = (),
+    folder: Path | None = None,
 ) -> list[LevelReport]:
     """Train g_{m−1} … g_0 of ``run`` (a RunDirectory with trained segmenters).
 
     ``config`` (default: the run's) supplies the ``policy`` and ``reward`` sections; see
     :func:`policy_config`. Builds (or reuses) the reward cache of the slides in
     ``policy.splits``, trains one PPO agent per level bottom-up and writes each as
-    ``RUN/policies/lam_<λ>/level_<i>.safetensors`` with a JSON report beside it and the
-    resolved config as ``config.yaml`` in the folder.
+    ``RUN/policies/lam_<λ>/level_<i>.safetensors`` (or into ``folder``) with a JSON
+    report beside it and the resolved config as ``config.yaml`` in the folder. With
+    ``held_out_splits`` each level is also judged on those slides' cached trees against
+    uncertainty, random and the oracle (:mod:`razn.train.held_out`), in the report.
     """
     config = config or run.config
     reward = config.reward
     settings = config.policy
     geometry = config.levels.geometry()
-    caches = build_reward_cache(run, config, progress)
-    tables, _ = read_tables(caches)
-    folder = policy_folder(run.policies_dir, reward.lam, settings.seed)
+    tables, _ = read_tables(build_reward_cache(run, config, progress))
+    held_out = (
+        read_tables(build_reward_cache(run, config, progress, held_out_splits))[0]
+        if held_out_splits
+        else None
+    )
+    folder = folder or policy_folder(run.policies_dir, reward.lam, settings.seed)
     folder.mkdir(parents=True, exist_ok=True)
     dump_yaml(config, folder / "config.yaml")
     zoom: dict[int, np.ndarray] = {}
+    held_out_zoom: dict[int, np.ndarray] = {}
     reports = []
     for level in range(geometry.finest_level - 1, -1, -1):
         bar = [TqdmCallback(settings.timesteps, f"policy level {level}")] if progress else []
@@ -242,6 +255,9 @@ def train_policies(
         probabilities = policy_decisions(model.policy, tables[level].observations)
         rewards = zoom_rewards(tables, level, geometry.rate, zoom, reward, config.reward_unit_area)
         report = level_report(level, probabilities, rewards)
+        if held_out is not None:
+            comparison = judge_held_out(model.policy, held_out, level, held_out_zoom, config)
+            report = replace(report, held_out=comparison.as_dict())
         save_level(
             model,
             policy_path(folder, level),
@@ -256,10 +272,40 @@ def train_policies(
     return reports
 
 
-def policies_exist(run: Any, lam: float, seed: int | None = None) -> bool:
-    """True when every g_i of ``run`` for λ = ``lam`` (and PPO ``seed``) has been saved."""
+def judge_held_out(
+    policy: Any, tables: Sequence[Any], level: int, zoom: dict[int, np.ndarray], config: RunConfig
+) -> HeldOutComparison:
+    """Compare ``policy`` (g_``level``) with the baselines on held-out cached ``tables``;
+    records its decisions in ``zoom`` for the level above."""
+    observations = tables[level].observations
+    probabilities = policy_decisions(policy, observations)
+    rate = config.levels.geometry().rate
+    rewards = zoom_rewards(tables, level, rate, zoom, config.reward, config.reward_unit_area)
+    stats = observations["stats"]
+    zoom[level] = probabilities > 0.5
+    return compare_level(
+        level, probabilities, rewards, stats[..., ENTROPY_STAT], stats[..., TISSUE_STAT] > 0
+    )
+
+
+def policies_exist(
+    run: Any, lam: float, seed: int | None = None, config: RunConfig | None = None
+) -> bool:
+    """True when every g_i of ``run`` for λ = ``lam`` (and PPO ``seed``) has been saved and,
+    if ``config`` is given, was trained with its ``policy`` and ``reward`` sections."""
     folder = policy_folder(run.policies_dir, lam, seed)
-    return all(policy_path(folder, level).is_file() for level in range(run.num_levels - 1))
+    if not all(policy_path(folder, level).is_file() for level in range(run.num_levels - 1)):
+        return False
+    return config is None or trained_with(folder, config)
+
+
+def trained_with(folder: Path, config: RunConfig) -> bool:
+    """Whether the policies in ``folder`` were trained with ``config``'s policy sections."""
+    try:
+        saved = load_config(RunConfig, folder / "config.yaml")
+    except (RaznError, OSError):
+        return False
+    return all(getattr(saved, name) == getattr(config, name) for name in POLICY_SECTIONS)
 
 
 def build_reward_cache(

@@ -1,0 +1,67 @@
+"""Which policy sets count as trained: folders are reused only for the config they were made with."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+
+from razn.benchmark.workers import policy_set_config
+from razn.config import dump_yaml, from_mapping
+from razn.errors import CheckpointError
+from razn.policy.store import policy_folder, policy_path
+from razn.run_config import RunConfig
+from razn.run_dir import RunDirectory
+from razn.train.policy import policies_exist
+
+
+def _config(**policy: object) -> RunConfig:
+    return from_mapping(
+        RunConfig,
+        {"levels": {"downsamples": [4, 2, 1], "patch_size": 64}, "policy": dict(policy)},
+    )
+
+
+def _saved_set(tmp_path, config: RunConfig, lam: float, seed: int | None, levels: int = 2):
+    """A policy folder as train_policies leaves it: config.yaml and one file per level."""
+    folder = policy_folder(tmp_path / "policies", lam, seed)
+    folder.mkdir(parents=True)
+    dump_yaml(policy_set_config(config, lam, seed), folder / "config.yaml")
+    for level in range(levels):
+        policy_path(folder, level).write_bytes(b"weights")
+    return SimpleNamespace(policies_dir=tmp_path / "policies", num_levels=3), folder
+
+
+def test_a_policy_set_counts_only_for_the_policy_config_it_was_trained_with(tmp_path):
+    config = _config(learning_rate=0.001)
+    run, folder = _saved_set(tmp_path, config, 0.01, 1)
+    assert policies_exist(run, 0.01, 1)
+    assert policies_exist(run, 0.01, 1, policy_set_config(config, 0.01, 1))
+    changed = _config(learning_rate=0.0003)
+    assert not policies_exist(run, 0.01, 1, policy_set_config(changed, 0.01, 1))
+    assert not policies_exist(run, 0.02, 1)  # another λ: another folder
+    policy_path(folder, 1).unlink()  # an interrupted training
+    assert not policies_exist(run, 0.01, 1, policy_set_config(config, 0.01, 1))
+
+
+def test_a_damaged_policy_config_means_not_trained(tmp_path):
+    config = _config()
+    run, folder = _saved_set(tmp_path, config, 0.01, None)
+    (folder / "config.yaml").write_text("policy: [unclosed\n", encoding="utf-8")
+    assert not policies_exist(run, 0.01, None, policy_set_config(config, 0.01, None))
+
+
+def test_policy_sections_may_differ_only_when_allowed(tmp_path):
+    run = RunDirectory.create(tmp_path / "run", _config())
+    new_policy = _config(learning_rate=0.001, timesteps=100)
+    with pytest.raises(
+        CheckpointError, match=r"differs at policy\.learning_rate, policy\.timesteps"
+    ):
+        RunDirectory.open_or_create(run.path, new_policy)
+    reopened = RunDirectory.open_or_create(run.path, new_policy, policy_may_differ=True)
+    assert reopened.config.policy.learning_rate == 0.001
+    assert RunDirectory.open(run.path).config.policy.learning_rate == 0.0003  # on disk: unchanged
+    other_levels = replace(new_policy, levels=replace(new_policy.levels, patch_size=128))
+    with pytest.raises(CheckpointError, match=r"differs at levels\.patch_size\)"):
+        RunDirectory.open_or_create(run.path, other_levels, policy_may_differ=True)
