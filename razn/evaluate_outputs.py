@@ -2,7 +2,8 @@
 
 ``razn segment`` writes ``OUT/<slide name>/`` with ``labels.zarr`` and ``summary.json``;
 this module pairs each such folder with the manifest entry of the same slide (the
-folder name is :func:`razn.engine.batch.output_name` of the slide path), scores it
+slide file its ``summary.json`` records, else the folder named
+:func:`razn.engine.inputs.output_name` of the slide path), scores it
 with :func:`razn.evaluate.score_labels` at one evaluation resolution and pools the
 confusion matrices over slides. A slide that cannot be scored is reported and the
 others go on.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ import zarr
 
 from razn.data.manifest import ManifestEntry, read_manifest
 from razn.data.masks import open_mask
-from razn.engine.batch import output_name
+from razn.engine.inputs import output_name
 from razn.errors import RaznError
 from razn.evaluate import SegmentationScores, score_labels
+from razn.outputs.layout import LABELS, read_summary
 from razn.slide import open_slide
 
 
@@ -149,7 +151,10 @@ def evaluate_outputs(
     manifest = read_manifest(manifest_path)
     entries: Sequence[ManifestEntry] = manifest.split(split) if split else manifest.entries
     folders = output_folders(pred_dir)
-    pairs = [(e, folders.get(output_name(e.slide))) for e in entries]
+    by_slide = _folders_by_slide(folders.values())
+    pairs = [
+        (e, by_slide.get(e.slide.resolve()) or folders.get(output_name(e.slide))) for e in entries
+    ]
     found = [(e, f) for e, f in pairs if f is not None]
     if not found:
         where = f" of split {split}" if split else ""
@@ -174,7 +179,7 @@ def _score_one(
         item.error = summary["error"]
         return item
     try:
-        labels = zarr.open_array(str(folder / "labels.zarr"), mode="r")
+        labels = zarr.open_array(str(folder / LABELS), mode="r")
         with open_slide(entry.slide) as slide, open_mask(entry.mask, slide.dimensions) as mask:
             item.scores = score_labels(
                 labels,
@@ -188,6 +193,17 @@ def _score_one(
     except (OSError, ValueError, KeyError) as exc:  # a damaged output folder
         item.error = f"{folder}: cannot score: {exc}"
     return item
+
+
+def _folders_by_slide(folders: Iterable[Path]) -> dict[Path, Path]:
+    """Output folders by the resolved slide path their ``summary.json`` records (two slides
+    of the same name from different folders get distinct folder names)."""
+    found = {}
+    for folder in folders:
+        slide = (read_summary(folder) or {}).get("slide")
+        if isinstance(slide, str) and slide:
+            found.setdefault(Path(slide).resolve(), folder)
+    return found
 
 
 def _read_summary(folder: Path) -> dict[str, Any]:

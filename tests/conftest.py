@@ -70,3 +70,44 @@ def gradient_pyramid(tmp_path: Path) -> tuple[Path, list[np.ndarray]]:
     """A 3-level 1000x700 lossless generic TIFF (mpp 0.5) and its level arrays."""
     levels = downsample_pyramid(gradient_image(1000, 700), 3)
     return write_tiff_pyramid(tmp_path / "gradient.tiff", levels, mpp=0.5), levels
+
+
+TINY_OVERRIDES = (
+    "levels.downsamples=[4, 2, 1]",
+    "levels.patch_size=64",
+    "model.encoder_depth=3",
+    "model.decoder_channels=[16, 8, 8]",
+    "observation.size=36",
+    "seg_train.steps=4",
+    "seg_train.batch_size=4",
+    "seg_train.val_every=4",
+    "seg_train.val_patches=4",
+    "seg_train.num_workers=0",
+    "policy.timesteps=256",
+    "policy.n_envs=2",
+    "policy.n_steps=64",
+    "policy.batch_size=64",
+    "policy.n_epochs=1",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with ``data/`` (3 synthetic 640x576 slides, manifest) and ``run/`` (segmenters
+    and policies trained with tiny budgets through ``razn train``), made once per session."""
+    from click.testing import CliRunner
+
+    from razn.cli import main
+    from razn.data.synth import SynthConfig, make_dataset
+
+    folder = tmp_path_factory.mktemp("tiny_run")
+    manifest = make_dataset(folder / "data", 3, 640, 576, seed=5, config=SynthConfig())
+    config = folder / "tiny.yaml"
+    config.write_text("name: tiny\n", encoding="utf-8")
+    args = ["train", "--run", str(folder / "run"), "--manifest", str(manifest), "--quiet"]
+    args += ["--config", str(config)]
+    for override in TINY_OVERRIDES:
+        args += ["--set", override]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return folder

@@ -10,40 +10,11 @@ import zarr
 from click.testing import CliRunner
 
 from razn.cli import main
-from razn.data.synth import SynthConfig, make_dataset
-
-TINY = (
-    "levels.downsamples=[4, 2, 1]",
-    "levels.patch_size=64",
-    "model.encoder_depth=3",
-    "model.decoder_channels=[16, 8, 8]",
-    "observation.size=36",
-    "seg_train.steps=4",
-    "seg_train.batch_size=4",
-    "seg_train.val_every=4",
-    "seg_train.val_patches=4",
-    "seg_train.num_workers=0",
-    "policy.timesteps=256",
-    "policy.n_envs=2",
-    "policy.n_steps=64",
-    "policy.batch_size=64",
-    "policy.n_epochs=1",
-)
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pipeline")
-    manifest = make_dataset(folder / "data", 3, 640, 576, seed=5, config=SynthConfig())
-    args = ["train", "--run", str(folder / "run"), "--manifest", str(manifest), "--quiet"]
-    config = folder / "tiny.yaml"
-    config.write_text("name: tiny\n", encoding="utf-8")
-    args += ["--config", str(config)]
-    for override in TINY:
-        args += ["--set", override]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return folder
+def trained_run(tiny_run):
+    return tiny_run
 
 
 def _segment(folder, mode, *extra):
@@ -76,9 +47,12 @@ def test_segment_writes_the_documented_layout(trained_run, mode):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
         "decisions.csv",
+        "labels.ome.zarr",
         "labels.zarr",
         "overlay.png",
+        "regions.geojson",
         "summary.json",
+        "zoom_levels.ome.zarr",
     ]
     summary = json.loads((out / "summary.json").read_text())
     for key in ("mode", "seconds", "patches", "level0_pixels_read", "timings"):

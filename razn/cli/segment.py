@@ -10,7 +10,13 @@ import click
 
 
 @click.command("segment")
-@click.argument("slides", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("slides", nargs=-1, type=str)
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also segment the slides of this manifest CSV (masks may be empty).",
+)
+@click.option("--split", type=click.Choice(["train", "val", "test"]), help="Only this split.")
 @click.option(
     "--run",
     "run_path",
@@ -23,7 +29,7 @@ import click
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder; each slide gets OUT/<slide name>/.",
+    help="Output folder; each slide gets OUT/<slide name>/, the batch OUT/batch.csv.",
 )
 @click.option(
     "--mode",
@@ -41,16 +47,40 @@ import click
     "--zoom-probability", type=click.FloatRange(0, 1), help="Zoom probability of --mode random."
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, …")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "bf16", "fp16", "fp32"]),
+    default="auto",
+    show_default=True,
+    help="Network precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option(
     "--output-downsample",
     type=click.FloatRange(min=1),
     help="Label output resolution in level-0 px per pixel (default: the finest working level).",
 )
+@click.option(
+    "--ngff",
+    "ngff_version",
+    type=click.Choice(["0.4", "0.5"]),
+    default="0.4",
+    show_default=True,
+    help="OME-Zarr version: 0.4 (zarr v2, what QuPath and napari read today) or 0.5 (zarr v3).",
+)
+@click.option("--resume", is_flag=True, help="Skip slides already complete with these settings.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Segment slides in parallel on a Dask LocalCluster of this many processes.",
+)
+@click.option("--scheduler", help="Submit the slides to the Dask scheduler at this address.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mode random.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def command(
-    slides: tuple[Path, ...],
+    slides: tuple[str, ...],
+    manifest: Path | None,
+    split: str | None,
     run_path: Path,
     out_dir: Path,
     mode: str,
@@ -58,52 +88,63 @@ def command(
     threshold: float | None,
     zoom_probability: float | None,
     device: str,
+    precision: str,
     batch_size: int,
     output_downsample: float | None,
+    ngff_version: str,
+    resume: bool,
+    workers: int | None,
+    scheduler: str | None,
     seed: int,
     quiet: bool,
 ) -> None:
-    """Segment each SLIDE into OUT/<slide name>/: labels.zarr, decisions.csv, summary.json and
-    overlay.png. A slide that fails is reported (one line) and the others go on; the exit
-    code is 2 if any failed."""
-    from razn.engine import EngineConfig, ZoomEngine
-    from razn.engine.batch import segment_slides
-    from razn.engine.modes import make_decider
-    from razn.models import select_device
-    from razn.run_dir import RunDirectory
+    """Segment each SLIDE (a path or a glob pattern) into OUT/<slide name>/: OME-Zarr labels and
+    zoom map, decisions.csv, regions.geojson, overlay.png and summary.json. A slide that fails
+    is reported (one line) and the others go on; the exit code is 2 if any failed."""
+    from razn.engine.batch import open_batch_table, plan_jobs, run_jobs
+    from razn.engine.inputs import expand_inputs
+    from razn.engine.spec import EngineSpec, cached_engine
 
-    run = RunDirectory.open(run_path)
-    config = run.config
-    lam = config.reward.lam if lam is None else lam
-    target = select_device(device)
-    segmenters = [model.to(target) for model in run.load_segmenters()]
-    decider = make_decider(
-        mode, run.num_levels, run.policies_dir, lam, threshold, zoom_probability, seed
-    )
-    engine_config = EngineConfig(
-        batch_size=batch_size, output_downsample=output_downsample, device=str(target)
-    )
-    engine = ZoomEngine(segmenters, decider, config, engine_config)
-    extra = {"lambda": lam if mode == "razn" else None, "run": str(run.path)}
-
-    def report(outcome) -> None:
-        if outcome.status == "done":
-            patches = "/".join(str(p) for p in outcome.patches)
-            click.echo(
-                f"{outcome.slide.name}: done in {outcome.seconds:.1f} s, patches per level {patches} -> {outcome.output}"
-            )
-        else:
-            click.echo(f"razn: error: {outcome.reason}", err=True)
-
+    spec = EngineSpec(
+        run_path, mode, lam, threshold, zoom_probability, seed, device, precision, batch_size,
+        output_downsample,
+    )  # fmt: skip
+    paths = expand_inputs(slides, manifest, split)
+    engine = cached_engine(spec)  # here too: a bad run, mode or device fails before any slide
+    extra = spec.summary_extra(engine)
+    jobs = plan_jobs(paths, out_dir, extra, ngff_version=ngff_version, resume=resume)  # type: ignore[arg-type]
+    table = open_batch_table(out_dir, len(jobs))
     started = time.perf_counter()
-    outcomes = segment_slides(
-        list(slides), engine, out_dir, extra, progress=not quiet, on_done=report
-    )
-    failed = [o for o in outcomes if o.status != "done"]
+    if workers is None and scheduler is None:
+        outcomes = run_jobs(jobs, engine, table, progress=not quiet, on_done=_report)
+    else:
+        from razn.engine.distributed import segment_on_dask
+
+        outcomes = segment_on_dask(
+            spec, jobs, table, workers=workers, scheduler=scheduler, on_done=_report
+        )
+    failed = [o for o in outcomes if o.status == "failed"]
+    skipped = sum(o.status == "skipped" for o in outcomes)
+    done = len(outcomes) - len(failed) - skipped
     click.echo(
-        f"{len(outcomes) - len(failed)} of {len(outcomes)} slides segmented with mode {decider.name} "
-        f"in {time.perf_counter() - started:.1f} s; outputs in {out_dir}"
+        f"{done} done, {skipped} skipped, {len(failed)} failed of {len(outcomes)} slides "
+        f"with mode {engine.decider.name} in {time.perf_counter() - started:.1f} s; "
+        f"outputs in {out_dir}"
     )
     if failed:
         click.echo(f"failed: {', '.join(str(o.slide) for o in failed)}", err=True)
         sys.exit(2)
+
+
+def _report(outcome) -> None:
+    """One line per slide: done (seconds, patches per level), skipped, or the error."""
+    if outcome.status == "failed":
+        click.echo(f"razn: error: {outcome.reason}", err=True)
+    elif outcome.status == "skipped":
+        click.echo(f"{outcome.slide.name}: skipped, already complete in {outcome.output}")
+    else:
+        patches = "/".join(str(p) for p in outcome.patches or [])
+        click.echo(
+            f"{outcome.slide.name}: done in {outcome.seconds:.1f} s, patches per level "
+            f"{patches} -> {outcome.output}"
+        )

@@ -1,60 +1,82 @@
-"""Segment a list of slides into ``OUT_DIR/<slide name>/``, one failure never stopping the rest.
+"""Segment a batch of slides into ``OUT_DIR/<slide name>/``, one failure never stopping the rest.
 
-Per slide the engine writes, into a temporary folder renamed into place only when
-everything is written (a half-written slide never looks done):
+Each slide is written into a temporary folder ``OUT_DIR/.<name>.partial`` that is
+renamed into place only when every file is written (a half-written slide never looks
+done); :mod:`razn.outputs.layout` lists the files. ``OUT_DIR/batch.csv`` records every
+slide's status as it finishes (:mod:`razn.outputs.batch_table`).
 
-* ``labels.zarr``: uint8 class labels at the output resolution, ``[y, x]``;
-* ``decisions.csv``: every node visited (level, col, row, x, y, action, zoom_probability);
-* ``summary.json``: mode, λ, seconds, patches and nodes per level, level-0 pixels read,
-  the time split into read, segment, policy and write, and the geometry;
-* ``overlay.png``: the thumbnail with the predicted classes, beside the zoom map.
+With ``resume`` a slide whose folder is complete and was made with the same settings
+(same slide file, mode, run, λ, output resolution, NGFF version) is skipped; anything
+else, a leftover ``.partial`` folder included, is segmented again from scratch. Since
+a slide's outputs depend only on the slide and the settings (the random baseline
+restarts its seeded generator on every slide), a resumed batch gives the same outputs
+as an uninterrupted one, and so does a batch spread over Dask workers
+(:mod:`razn.engine.distributed`).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import zarr
-
-from razn import __version__
+from razn.engine.inputs import output_name, output_names, unique_paths
+from razn.engine.slide_outputs import write_slide_outputs
 from razn.engine.zoom import SlideResult, ZoomEngine
 from razn.errors import RaznError
-from razn.outputs.overlay import overlay_image, sample_labels, save_overlay, zoom_level_map
-from razn.slide import Slide, open_slide
+from razn.outputs import layout
+from razn.outputs.batch_table import BatchTable, SlideOutcome
+from razn.outputs.ome_zarr import NgffVersion
+from razn.slide import open_slide
 from razn.slide.tissue import detect_tissue
 
-THUMBNAIL_SIDE = 1024
+BATCH_TABLE = "batch.csv"
+
+__all__ = [
+    "SlideJob",
+    "SlideOutcome",
+    "output_name",
+    "plan_jobs",
+    "run_jobs",
+    "segment_one",
+    "segment_slides",
+]
 
 
-@dataclass
-class SlideOutcome:
-    """What happened to one slide of a batch."""
+@dataclass(frozen=True)
+class SlideJob:
+    """One slide of a batch and where its outputs go (picklable, for Dask workers)."""
 
     slide: Path
-    status: str  # "done" or "failed"
-    output: Path | None = None
-    reason: str = ""
-    seconds: float = 0.0
-    patches: list[int] | None = None
+    target: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+    ngff_version: NgffVersion = "0.4"
+    resume: bool = False
 
 
-def output_name(slide_path: Path) -> str:
-    """A folder name for a slide's outputs: its file name without extension, made safe.
+OnDone = Callable[[SlideOutcome], None]
 
-    Path separators, leading dots and control characters are replaced, so a name can
-    never point outside the output folder; spaces, brackets and non-ASCII stay.
-    """
-    name = slide_path.name
-    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    safe = re.sub(r"[\x00-\x1f/\\:]", "_", stem).strip().lstrip(".")
-    return safe or "slide"
+
+def plan_jobs(
+    slides: Sequence[Path],
+    out_dir: Path,
+    extra: dict[str, Any] | None = None,
+    *,
+    ngff_version: NgffVersion = "0.4",
+    resume: bool = False,
+) -> list[SlideJob]:
+    """One job per distinct slide file, each with its own folder name (see
+    :func:`razn.engine.inputs.output_names`)."""
+    paths = unique_paths([Path(s) for s in slides])
+    names = output_names(paths)
+    return [
+        SlideJob(path, Path(out_dir) / name, dict(extra or {}), ngff_version, resume)
+        for path, name in zip(paths, names, strict=True)
+    ]
 
 
 def segment_slides(
@@ -63,80 +85,101 @@ def segment_slides(
     out_dir: Path,
     extra_summary: dict[str, Any] | None = None,
     progress: bool = False,
-    on_done: Any = None,
+    on_done: OnDone | None = None,
+    *,
+    ngff_version: NgffVersion = "0.4",
+    resume: bool = False,
 ) -> list[SlideOutcome]:
-    """Segment every slide; return one outcome per slide, in order."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Segment every slide in this process; one outcome per distinct slide, in order."""
+    jobs = plan_jobs(slides, out_dir, extra_summary, ngff_version=ngff_version, resume=resume)
+    return run_jobs(jobs, engine, open_batch_table(out_dir, len(jobs)), progress, on_done)
+
+
+def run_jobs(
+    jobs: Sequence[SlideJob],
+    engine: ZoomEngine,
+    table: BatchTable,
+    progress: bool = False,
+    on_done: OnDone | None = None,
+) -> list[SlideOutcome]:
+    """Run ``jobs`` one after another, recording each outcome in ``table`` as it comes."""
     outcomes = []
-    for path in slides:
-        start = time.perf_counter()
-        try:
-            output, result = segment_one(Path(path), engine, out_dir, extra_summary or {}, progress)
-            outcome = SlideOutcome(Path(path), "done", output, "", result.seconds, result.patches)
-        except RaznError as exc:
-            outcome = SlideOutcome(
-                Path(path), "failed", None, str(exc), time.perf_counter() - start
-            )
+    for index, job in enumerate(jobs):
+        outcome = run_job(job, engine, progress)
+        table.record(index, outcome)
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
     return outcomes
 
 
+def open_batch_table(out_dir: Path, count: int) -> BatchTable:
+    """A fresh ``OUT_DIR/batch.csv`` for ``count`` slides (the folder is created)."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    table = BatchTable(Path(out_dir) / BATCH_TABLE, count)
+    table.write()
+    return table
+
+
+def run_job(job: SlideJob, engine: ZoomEngine, progress: bool = False) -> SlideOutcome:
+    """Segment (or, resuming, skip) one slide; a :class:`RaznError` becomes a failed outcome."""
+    if job.resume and layout.is_complete(job.target, expected_summary(job, engine)):
+        summary = layout.read_summary(job.target) or {}
+        seconds = float(summary.get("seconds", 0.0))
+        reason = "already complete"
+        return SlideOutcome(
+            job.slide, "skipped", job.target, reason, seconds, summary.get("patches")
+        )
+    start = time.perf_counter()
+    try:
+        output, result = segment_one(
+            job.slide, engine, job.target.parent, job.extra, progress,
+            name=job.target.name, ngff_version=job.ngff_version,
+        )  # fmt: skip
+    except RaznError as exc:
+        return SlideOutcome(job.slide, "failed", None, str(exc), time.perf_counter() - start)
+    return SlideOutcome(job.slide, "done", output, "", result.seconds, result.patches)
+
+
+def expected_summary(job: SlideJob, engine: ZoomEngine) -> dict[str, Any]:
+    """The summary values a finished segmentation of ``job`` by ``engine`` has."""
+    expected = {
+        "slide": str(job.slide.resolve()),
+        "mode": engine.decider.name,
+        **job.extra,
+        "output_downsample": engine.output_downsample,
+        "ngff_version": job.ngff_version,
+    }
+    return json.loads(json.dumps(expected))  # compared as summary.json holds them
+
+
 def segment_one(
-    path: Path, engine: ZoomEngine, out_dir: Path, extra: dict[str, Any], progress: bool = False
+    path: Path,
+    engine: ZoomEngine,
+    out_dir: Path,
+    extra: dict[str, Any],
+    progress: bool = False,
+    *,
+    name: str | None = None,
+    ngff_version: NgffVersion = "0.4",
 ) -> tuple[Path, SlideResult]:
-    """Segment one slide into ``out_dir/<name>/`` (written to a temporary folder first)."""
-    target = out_dir / output_name(path)
-    partial = out_dir / f".{target.name}.partial"
+    """Segment one slide into ``out_dir/<name>/`` (default name: :func:`output_name`),
+    written to a temporary folder first and moved into place when complete."""
+    target = Path(out_dir) / (name or output_name(path))
+    partial = target.parent / f".{target.name}.partial"
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
-    with open_slide(path) as slide:
-        tissue = detect_tissue(slide, engine.config.tissue)
-        result = engine.segment(slide, partial / "labels.zarr", tissue=tissue, progress=progress)
-        result.decisions.write_csv(partial / "decisions.csv")
-        write_summary(partial / "summary.json", slide, engine, result, extra)
-        write_overlay(partial / "overlay.png", slide, engine, result, partial / "labels.zarr")
+    try:
+        with open_slide(path) as slide:
+            tissue = detect_tissue(slide, engine.config.tissue)
+            labels = partial / layout.LABELS
+            result = engine.segment(slide, labels, tissue=tissue, progress=progress)
+            write_slide_outputs(partial, slide, engine, result, extra, ngff_version)
+    except RaznError:
+        shutil.rmtree(partial, ignore_errors=True)  # a failed slide leaves nothing behind
+        raise
     if target.exists():
         shutil.rmtree(target)
     partial.rename(target)
     return target, result
-
-
-def write_summary(
-    path: Path, slide: Slide, engine: ZoomEngine, result: SlideResult, extra: dict[str, Any]
-) -> None:
-    geometry = engine.geometry
-    summary = {
-        "razn_version": __version__,
-        "slide": str(slide.path),
-        "mode": result.mode,
-        **extra,
-        "seconds": result.seconds,
-        "patches": result.patches,
-        "nodes": result.nodes,
-        "level0_pixels_read": result.level0_pixels_read,
-        "timings": result.timings,
-        "tissue_fraction": result.tissue_fraction,
-        "dimensions": list(slide.dimensions),
-        "mpp": list(slide.mpp) if slide.mpp else None,
-        "working_downsamples": list(geometry.downsamples),
-        "patch_size": geometry.patch_size,
-        "output_downsample": engine.output_downsample,
-        "class_names": list(engine.config.data.class_names),
-    }
-    path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-
-
-def write_overlay(
-    path: Path, slide: Slide, engine: ZoomEngine, result: SlideResult, labels_path: Path
-) -> None:
-    thumbnail = slide.get_thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    size = (thumbnail.shape[1], thumbnail.shape[0])
-    downsample = slide.dimensions[0] / size[0]
-    labels = zarr.open_array(str(labels_path), mode="r")
-    sampled = sample_labels(labels, engine.output_downsample, size, downsample)
-    extents = [engine.geometry.extent(level) for level in range(engine.geometry.num_levels)]
-    level_map = zoom_level_map(result.decisions.rows, extents, size, downsample)
-    save_overlay(path, overlay_image(thumbnail, sampled, level_map))

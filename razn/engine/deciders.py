@@ -64,6 +64,11 @@ class RandomZoom:
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Restart the generator from ``seed`` (the engine does so at every slide, so a
+        slide's decisions do not depend on which slides went before it)."""
         self._rng = np.random.default_rng(self.seed)
 
     def decide(

@@ -49,6 +49,9 @@ class EngineConfig:
     """Resolution of the label output (level-0 px per pixel); None: the finest working level."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, …"""
+    precision: str = "auto"
+    """Network precision on CUDA: ``auto`` (bf16 where supported, else fp16), ``bf16``,
+    ``fp16`` or ``fp32``. The CPU always runs fp32."""
 
     def __post_init__(self) -> None:
         check_range("engine.batch_size", self.batch_size, low=1)
@@ -118,6 +121,9 @@ class ZoomEngine:
     ) -> SlideResult:
         """Segment ``slide`` into the zarr label array at ``labels_path``."""
         start = time.perf_counter()
+        reset = getattr(self.decider, "reset", None)
+        if reset is not None:  # a seeded decider starts afresh on every slide
+            reset()
         tissue = tissue or detect_tissue(slide, self.config.tissue)
         run = _SlideRun(self, slide, tissue, labels_path, progress)
         try:

@@ -1,0 +1,97 @@
+"""The slides of a batch: paths, glob patterns or a manifest, and one output name each.
+
+An argument that names an existing file or folder is a slide, whatever characters its
+name holds (spaces, brackets, non-ASCII); one that does not and holds a glob character
+(``*``, ``?``, ``[``) is a pattern, expanded in sorted order (``**`` crosses folders).
+Anything else is kept as given, so the batch reports it as a slide that cannot be
+opened. The same file listed twice (by two spellings or two patterns) is segmented once.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from razn.data.manifest import read_manifest
+from razn.errors import RaznError
+
+GLOB_CHARACTERS = re.compile(r"[*?\[]")
+
+
+def expand_inputs(
+    arguments: Sequence[str | Path], manifest: Path | None = None, split: str | None = None
+) -> list[Path]:
+    """The slides named by ``arguments`` then by ``manifest`` (its ``split`` only, if given),
+    in order, each file once.
+
+    Raises:
+        RaznError: a pattern matches nothing, or nothing at all is named.
+    """
+    slides: list[Path] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.exists() or not GLOB_CHARACTERS.search(str(argument)):
+            slides.append(path)
+            continue
+        # glob.glob takes absolute and relative patterns alike; Path.glob needs a root
+        matches = sorted(glob.glob(str(argument), recursive=True))  # noqa: PTH207
+        if not matches:
+            raise RaznError(f"no file matches the pattern {str(argument)!r}")
+        slides += [Path(m) for m in matches]
+    if manifest is not None:
+        table = read_manifest(manifest, require_masks=False, check_files=False)
+        entries = table.split(split) if split else table.entries
+        slides += [entry.slide for entry in entries]
+    if not slides:
+        raise RaznError("no slides given: name slide files, glob patterns or a --manifest")
+    return unique_paths(slides)
+
+
+def unique_paths(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` without repeats of the same resolved file, first spelling kept."""
+    seen: set[Path] = set()
+    kept = []
+    for path in paths:
+        key = Path(path).resolve()
+        if key not in seen:
+            seen.add(key)
+            kept.append(Path(path))
+    return kept
+
+
+def output_name(slide_path: Path) -> str:
+    """A folder name for a slide's outputs: its file name without extension, made safe.
+
+    Path separators, leading dots and control characters are replaced, so a name can
+    never point outside the output folder; spaces, brackets and non-ASCII stay.
+    """
+    name = Path(slide_path).name
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    safe = re.sub(r"[\x00-\x1f/\\:]", "_", stem).strip().lstrip(".")
+    return safe or "slide"
+
+
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """One distinct folder name per slide of a batch (``paths`` hold no repeated file).
+
+    A slide keeps :func:`output_name` unless another slide of the batch has the same
+    name (compared ignoring case, for case-insensitive file systems); then every one of
+    them gets ``-`` and 8 hex digits of the SHA-256 of its resolved path, the same in
+    every run with these slides.
+    """
+    names = [output_name(p) for p in paths]
+    counts = Counter(n.casefold() for n in names)
+    return [
+        f"{name}-{path_digest(path)}" if counts[name.casefold()] > 1 else name
+        for name, path in zip(names, paths, strict=True)
+    ]
+
+
+def path_digest(path: Path, length: int = 8) -> str:
+    """The first ``length`` hex digits of the SHA-256 of ``path`` resolved (POSIX form)."""
+    text = Path(path).resolve().as_posix()
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:length]

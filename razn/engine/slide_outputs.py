@@ -1,0 +1,99 @@
+"""Write one slide's output files (:mod:`razn.outputs.layout`) from what the engine did.
+
+The engine has already stitched ``labels.zarr``; from it and the decision log this
+writes the decision table, the OME-Zarr class map and zoom map, the QuPath GeoJSON,
+the overlay and, last, ``summary.json``. Each is built window by window or from a
+bounded thumbnail, so memory does not grow with the slide.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import zarr
+
+from razn import __version__
+from razn.engine.zoom import SlideResult, ZoomEngine
+from razn.outputs import layout
+from razn.outputs.geojson import ome_zarr_to_geojson, write_geojson
+from razn.outputs.ome_zarr import NgffVersion, write_label_image, write_level_map
+from razn.outputs.overlay import overlay_image, sample_labels, save_overlay, zoom_level_map
+from razn.slide import Slide
+
+THUMBNAIL_SIDE = 1024
+
+
+def write_slide_outputs(
+    folder: Path,
+    slide: Slide,
+    engine: ZoomEngine,
+    result: SlideResult,
+    extra: dict[str, Any],
+    ngff_version: NgffVersion = "0.4",
+) -> None:
+    """Write every output but ``labels.zarr`` (already there) into ``folder``."""
+    start = time.perf_counter()
+    result.decisions.write_csv(folder / layout.DECISIONS)
+    labels = zarr.open_array(str(folder / layout.LABELS), mode="r")
+    d_out, mpp = engine.output_downsample, slide.mpp
+    class_names = list(engine.config.data.class_names)
+    write_label_image(
+        folder / layout.LABELS_OME, labels, d_out, mpp, class_names, version=ngff_version
+    )
+    geometry = engine.geometry
+    write_level_map(
+        folder / layout.ZOOM_LEVELS_OME,
+        result.decisions.rows,
+        slide.dimensions,
+        d_out,
+        geometry.patch_size,
+        geometry.downsamples,
+        mpp,
+        version=ngff_version,
+    )
+    write_geojson(folder / layout.GEOJSON, ome_zarr_to_geojson(folder / layout.LABELS_OME))
+    write_overlay(folder / layout.OVERLAY, slide, engine, result, labels)
+    outputs = {"ngff_version": ngff_version, "output_seconds": time.perf_counter() - start}
+    write_summary(folder / layout.SUMMARY, slide, engine, result, {**extra, **outputs})
+
+
+def write_summary(
+    path: Path, slide: Slide, engine: ZoomEngine, result: SlideResult, extra: dict[str, Any]
+) -> None:
+    """``summary.json``: what was done to the slide, at what cost, with which geometry."""
+    geometry = engine.geometry
+    summary = {
+        "razn_version": __version__,
+        "slide": str(Path(slide.path).resolve()) if slide.path else None,
+        "mode": result.mode,
+        **extra,
+        "seconds": result.seconds,
+        "patches": result.patches,
+        "nodes": result.nodes,
+        "level0_pixels_read": result.level0_pixels_read,
+        "timings": result.timings,
+        "tissue_fraction": result.tissue_fraction,
+        "dimensions": list(slide.dimensions),
+        "mpp": list(slide.mpp) if slide.mpp else None,
+        "working_downsamples": list(geometry.downsamples),
+        "patch_size": geometry.patch_size,
+        "output_downsample": engine.output_downsample,
+        "class_names": list(engine.config.data.class_names),
+    }
+    path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+
+def write_overlay(
+    path: Path, slide: Slide, engine: ZoomEngine, result: SlideResult, labels: Any
+) -> None:
+    """The thumbnail (longest side ``THUMBNAIL_SIDE``) with the classes, beside the zoom map."""
+    thumbnail = slide.get_thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    size = (thumbnail.shape[1], thumbnail.shape[0])
+    downsample = slide.dimensions[0] / size[0]
+    sampled = sample_labels(labels, engine.output_downsample, size, downsample)
+    extents = [engine.geometry.extent(level) for level in range(engine.geometry.num_levels)]
+    level_map = zoom_level_map(result.decisions.rows, extents, size, downsample)
+    save_overlay(path, overlay_image(thumbnail, sampled, level_map))

@@ -1,0 +1,83 @@
+"""What an engine is made of, as plain picklable values: built anew in each process.
+
+``razn segment`` describes its engine once as an :class:`EngineSpec`; the process that
+segments (this one, or a Dask worker) builds the engine from it, loading the run's
+safetensors weights itself. No network or policy object is ever pickled.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from razn.engine.zoom import EngineConfig, ZoomEngine
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """A segmentation engine: the run, the mode and its parameters, and how to run it."""
+
+    run: Path
+    """Run directory with the trained segmenters (and policies for mode razn)."""
+    mode: str = "razn"
+    lam: float | None = None
+    """λ of the policies; None: the run's own."""
+    threshold: float | None = None
+    zoom_probability: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 16
+    output_downsample: float | None = None
+
+    def build(self) -> ZoomEngine:
+        """Load the run's networks onto the device and make the engine."""
+        from razn.engine.modes import make_decider
+        from razn.models import select_device
+        from razn.run_dir import RunDirectory
+
+        run = RunDirectory.open(self.run)
+        lam = self.resolved_lambda(run.config.reward.lam)
+        device = select_device(self.device)
+        segmenters = [model.to(device) for model in run.load_segmenters()]
+        decider = make_decider(
+            self.mode,
+            run.num_levels,
+            run.policies_dir,
+            lam,
+            self.threshold,
+            self.zoom_probability,
+            self.seed,
+        )
+        config = EngineConfig(
+            batch_size=self.batch_size,
+            output_downsample=self.output_downsample,
+            device=str(device),
+            precision=self.precision,
+        )
+        return ZoomEngine(segmenters, decider, run.config, config)
+
+    def resolved_lambda(self, run_lambda: float) -> float:
+        return run_lambda if self.lam is None else self.lam
+
+    def summary_extra(self, engine: ZoomEngine) -> dict[str, Any]:
+        """What ``summary.json`` records of this spec beyond the engine's own results."""
+        extra: dict[str, Any] = {
+            "lambda": self.resolved_lambda(engine.config.reward.lam)
+            if self.mode == "razn"
+            else None,
+            "run": str(Path(self.run).resolve()),
+        }
+        if self.mode == "uncertainty":
+            extra["threshold"] = self.threshold
+        if self.mode == "random":
+            extra.update(zoom_probability=self.zoom_probability, seed=self.seed)
+        return extra
+
+
+@functools.lru_cache(maxsize=2)
+def cached_engine(spec: EngineSpec) -> ZoomEngine:
+    """The engine of ``spec``, built once per process (a Dask worker keeps its engine)."""
+    return spec.build()

@@ -1,0 +1,53 @@
+"""The files of one slide's output folder, ``OUT/<slide name>/``, by name.
+
+Everything that writes or reads a slide's outputs takes the names from here, so the
+layout is stated once:
+
+| name | content |
+|---|---|
+| ``labels.zarr`` | uint8 class labels ``[y, x]`` at the output resolution (zarr v3), chunked by the finest patch: razn's own working copy, read by ``razn evaluate`` and the benchmark |
+| ``labels.ome.zarr`` | the same labels as an NGFF label image with a 2×2-mode pyramid |
+| ``zoom_levels.ome.zarr`` | the working level at which each pixel was decided, same geometry |
+| ``decisions.csv`` | every node visited (level, col, row, x, y, action, zoom_probability) |
+| ``regions.geojson`` | QuPath annotations, one per connected region of each class |
+| ``overlay.png`` | the thumbnail with the classes, beside the zoom map |
+| ``summary.json`` | mode, λ, seconds, patches, timings, geometry; written last |
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+LABELS = "labels.zarr"
+LABELS_OME = "labels.ome.zarr"
+ZOOM_LEVELS_OME = "zoom_levels.ome.zarr"
+DECISIONS = "decisions.csv"
+GEOJSON = "regions.geojson"
+OVERLAY = "overlay.png"
+SUMMARY = "summary.json"
+
+FILES = (LABELS, LABELS_OME, ZOOM_LEVELS_OME, DECISIONS, GEOJSON, OVERLAY, SUMMARY)
+
+
+def read_summary(folder: Path) -> dict[str, Any] | None:
+    """The ``summary.json`` of an output folder, or None when it is missing or unreadable."""
+    try:
+        summary = json.loads((Path(folder) / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def is_complete(folder: Path, expected: dict[str, Any]) -> bool:
+    """Whether ``folder`` holds every output file and a summary agreeing with ``expected``.
+
+    ``expected`` maps summary keys (the slide's resolved path, the mode, the run, …) to
+    the values a finished segmentation with the current settings would have written.
+    """
+    folder = Path(folder)
+    if not all((folder / name).exists() for name in FILES):
+        return False
+    summary = read_summary(folder)
+    return summary is not None and all(summary.get(k) == v for k, v in expected.items())

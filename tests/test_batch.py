@@ -1,0 +1,158 @@
+"""``razn segment`` batches: batch.csv, --resume, distinct names, inputs, NGFF 0.5, evaluation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from click.testing import CliRunner
+
+from razn.cli import main
+from razn.outputs import layout
+from razn.outputs.batch_table import read_batch_table
+
+
+def segment(tiny_run: Path, out: Path, *arguments: str, mode: str = "razn"):
+    args = ["segment", *arguments, "--run", str(tiny_run / "run"), "--out", str(out)]
+    return CliRunner().invoke(main, [*args, "--mode", mode, "--quiet"])
+
+
+def slides(tiny_run: Path) -> list[Path]:
+    return sorted((tiny_run / "data" / "slides").glob("synth_*.tiff"))
+
+
+def summary(folder: Path) -> dict:
+    return json.loads((folder / layout.SUMMARY).read_text(encoding="utf-8"))
+
+
+def assert_same_outputs(a: Path, b: Path) -> None:
+    """Two output folders hold the same labels, zoom map, decisions and regions."""
+    for name in (layout.LABELS_OME, layout.ZOOM_LEVELS_OME):
+        group_a, group_b = (
+            zarr.open_group(str(a / name), mode="r"),
+            zarr.open_group(str(b / name), mode="r"),
+        )
+        assert sorted(group_a.array_keys()) == sorted(group_b.array_keys())
+        for key in group_a.array_keys():
+            np.testing.assert_array_equal(group_a[key][:], group_b[key][:])
+    labels_a = zarr.open_array(str(a / layout.LABELS), mode="r")[:]
+    np.testing.assert_array_equal(labels_a, zarr.open_array(str(b / layout.LABELS), mode="r")[:])
+    for name in (layout.DECISIONS, layout.GEOJSON):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    assert summary(a)["patches"] == summary(b)["patches"]
+
+
+def test_batch_csv_records_every_slide(tiny_run, tmp_path):
+    bad = tmp_path / "broken.svs"
+    bad.write_text("not a slide")
+    good = slides(tiny_run)[:2]
+    result = segment(tiny_run, tmp_path / "out", str(good[0]), str(bad), str(good[1]))
+    assert result.exit_code == 2
+    rows = read_batch_table(tmp_path / "out" / "batch.csv")
+    assert [(r["slide"], r["output"], r["status"]) for r in rows] == [
+        (str(good[0]), "synth_000", "done"),
+        (str(bad), "", "failed"),
+        (str(good[1]), "synth_001", "done"),
+    ]
+    assert rows[1]["reason"].startswith(f"{bad}: unsupported")
+    assert f"razn: error: {bad}: unsupported" in result.output
+    for row in (rows[0], rows[2]):
+        recorded = summary(tmp_path / "out" / row["output"])
+        assert row["patches"] == "/".join(map(str, recorded["patches"]))
+        assert float(row["seconds"]) == pytest.approx(recorded["seconds"], abs=1e-3)
+        assert row["reason"] == ""
+
+
+def test_interrupted_batch_resumed_equals_uninterrupted(tiny_run, tmp_path):
+    first, second = slides(tiny_run)[:2]
+    assert segment(tiny_run, tmp_path / "whole", str(first), str(second)).exit_code == 0
+    resumed = tmp_path / "resumed"
+    assert segment(tiny_run, resumed, str(first)).exit_code == 0  # then "interrupted":
+    partial = resumed / ".synth_001.partial"
+    (partial / layout.LABELS).mkdir(parents=True)
+    result = segment(tiny_run, resumed, str(first), str(second), "--resume")
+    assert result.exit_code == 0, result.output
+    assert "synth_000.tiff: skipped, already complete" in result.output
+    assert "1 done, 1 skipped, 0 failed of 2 slides" in result.output
+    rows = read_batch_table(resumed / "batch.csv")
+    assert [(r["output"], r["status"], r["reason"]) for r in rows] == [
+        ("synth_000", "skipped", "already complete"),
+        ("synth_001", "done", ""),
+    ]
+    assert rows[0]["patches"] == "/".join(map(str, summary(resumed / "synth_000")["patches"]))
+    assert not partial.exists()
+    assert sorted(p.name for p in resumed.iterdir()) == ["batch.csv", "synth_000", "synth_001"]
+    for name in ("synth_000", "synth_001"):
+        assert_same_outputs(tmp_path / "whole" / name, resumed / name)
+
+
+def test_resume_redoes_slides_made_with_other_settings(tiny_run, tmp_path):
+    slide = str(slides(tiny_run)[0])
+    assert segment(tiny_run, tmp_path, slide, mode="ud").exit_code == 0
+    assert segment(tiny_run, tmp_path, slide, "--resume", mode="cip").exit_code == 0
+    assert read_batch_table(tmp_path / "batch.csv")[0]["status"] == "done"
+    assert summary(tmp_path / "synth_000")["mode"] == "cip"
+    (tmp_path / "synth_000" / layout.GEOJSON).unlink()  # an incomplete folder is redone too
+    assert segment(tiny_run, tmp_path, slide, "--resume", mode="cip").exit_code == 0
+    assert read_batch_table(tmp_path / "batch.csv")[0]["status"] == "done"
+    assert segment(tiny_run, tmp_path, slide, "--resume", mode="cip").exit_code == 0
+    assert read_batch_table(tmp_path / "batch.csv")[0]["status"] == "skipped"
+
+
+def test_same_names_in_different_folders_and_unusual_names(tiny_run, tmp_path):
+    source = slides(tiny_run)[0]
+    a, b = tmp_path / "a" / "x.tiff", tmp_path / "b" / "x.tiff"
+    odd = tmp_path / "c" / "my slide [1] (é).tiff"
+    for target in (a, b, odd):
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(source, target)
+    result = segment(tiny_run, tmp_path / "out", str(a), str(b), str(odd), mode="ud")
+    assert result.exit_code == 0, result.output
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.resolve().as_posix().encode()).hexdigest()[:8]
+
+    names = [f"x-{digest(a)}", f"x-{digest(b)}", "my slide [1] (é)"]
+    assert [r["output"] for r in read_batch_table(tmp_path / "out" / "batch.csv")] == names
+    for name, path in zip(names, (a, b, odd), strict=True):
+        assert summary(tmp_path / "out" / name)["slide"] == str(path.resolve())
+
+
+def test_globs_and_manifest_inputs(tiny_run, tmp_path):
+    pattern = str(tiny_run / "data" / "slides" / "synth_00[01].tiff")
+    result = segment(tiny_run, tmp_path / "glob", pattern, str(slides(tiny_run)[0]), mode="ud")
+    assert result.exit_code == 0, result.output
+    rows = read_batch_table(tmp_path / "glob" / "batch.csv")
+    assert [r["output"] for r in rows] == ["synth_000", "synth_001"]  # listed twice, done once
+    manifest = tiny_run / "data" / "manifest.csv"
+    result = segment(tiny_run, tmp_path / "m", "--manifest", str(manifest), "--split", "test")
+    assert result.exit_code == 0, result.output
+    assert [r["output"] for r in read_batch_table(tmp_path / "m" / "batch.csv")] == ["synth_002"]
+    result = segment(tiny_run, tmp_path / "none", str(tmp_path / "*.svs"))
+    assert result.exit_code == 2 and "no file matches the pattern" in result.output
+
+
+def test_evaluate_finds_outputs_by_recorded_slide(tiny_run, tmp_path):
+    manifest = tiny_run / "data" / "manifest.csv"
+    assert segment(tiny_run, tmp_path / "o", "--manifest", str(manifest), mode="ud").exit_code == 0
+    renamed = tmp_path / "o" / "renamed"
+    (tmp_path / "o" / "synth_002").rename(renamed)  # found through its summary's slide path
+    args = ["evaluate", "--pred", str(tmp_path / "o"), "--manifest", str(manifest)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text(encoding="utf-8"))
+    assert sorted(s["name"] for s in metrics["slides"]) == ["renamed", "synth_000", "synth_001"]
+
+
+def test_ngff_05_option(tiny_run, tmp_path):
+    result = segment(tiny_run, tmp_path, str(slides(tiny_run)[2]), "--ngff", "0.5", mode="cip")
+    assert result.exit_code == 0, result.output
+    group = zarr.open_group(str(tmp_path / "synth_002" / layout.LABELS_OME), mode="r")
+    assert group.metadata.zarr_format == 3 and group.attrs["ome"]["version"] == "0.5"
+    assert group["0"].shape == (576, 640)
+    assert summary(tmp_path / "synth_002")["ngff_version"] == "0.5"

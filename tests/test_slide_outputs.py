@@ -1,0 +1,141 @@
+"""Each slide's output folder: OME-Zarr labels and zoom map, GeoJSON, overlay, summary.
+
+The engine runs an exact colour segmenter (class 1 where red < 128) over a written
+TIFF, so every file can be checked against what it must hold.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+from conftest import write_tiff_pyramid
+from ome_zarr import io as ome_io
+from ome_zarr import reader as ome_reader
+from PIL import Image
+from scipy import ndimage
+from shapely.geometry import shape
+from test_engine import ColourSegmenter, config_for
+
+from razn.engine import FixedLevel, ZoomEngine
+from razn.engine.batch import segment_one
+from razn.outputs import layout
+from razn.outputs.ome_zarr import NOT_DECIDED, mode_downsample, read_decisions
+
+WIDTH, HEIGHT, MPP = 1100, 700, 0.5
+
+
+def ring_and_square() -> np.ndarray:
+    """White with a dark ring (a white hole inside) and a dark square: two regions of class 1."""
+    image = np.full((HEIGHT, WIDTH, 3), 230, np.uint8)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    radius = np.hypot(x - 350, y - 350)
+    image[(radius < 250) & (radius >= 80)] = (60, 40, 90)
+    image[200:400, 800:950] = (60, 40, 90)
+    return image
+
+
+@pytest.fixture(scope="module")
+def slide_path(tmp_path_factory):
+    image = ring_and_square()
+    folder = tmp_path_factory.mktemp("slide_outputs")
+    return write_tiff_pyramid(folder / "blob.tiff", [image, image[::2, ::2]], mpp=MPP)
+
+
+def segment(slide_path, out_dir, version="0.4", level=1):
+    models = [ColourSegmenter() for _ in range(3)]
+    engine = ZoomEngine(models, FixedLevel(level, name=f"fixed-{level}"), config_for())
+    folder, result = segment_one(slide_path, engine, out_dir, {"run": "r"}, ngff_version=version)
+    return folder, result
+
+
+def read_node(path):
+    location = ome_io.parse_url(str(path))
+    assert location is not None, f"ome-zarr cannot open {path}"
+    return location, next(iter(ome_reader.Reader(location)()))
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_label_image_and_zoom_map_read_back_with_ome_zarr(slide_path, tmp_path, version):
+    folder, _ = segment(slide_path, tmp_path, version)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(layout.FILES)
+    stitched = np.asarray(zarr.open_array(str(folder / layout.LABELS), mode="r")[:])
+    assert stitched.shape == (HEIGHT, WIDTH)
+    location, node = read_node(folder / layout.LABELS_OME)
+    assert location.version == version
+    assert {type(s).__name__ for s in node.specs} == {"Label", "Multiscales"}
+    assert node.metadata["axes"] == [
+        {"name": axis, "type": "space", "unit": "micrometer"} for axis in ("y", "x")
+    ]
+    assert [t[0]["scale"] for t in node.metadata["coordinateTransformations"]] == [
+        [0.5, 0.5],
+        [1.0, 1.0],
+        [2.0, 2.0],
+    ]
+    assert node.metadata["properties"] == {0: {"name": "background"}, 1: {"name": "tumour"}}
+    expected = [stitched, mode_downsample(stitched), mode_downsample(mode_downsample(stitched))]
+    assert [np.asarray(a).shape for a in node.data] == [(700, 1100), (350, 550), (175, 275)]
+    for got, want in zip(node.data, expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), want)
+    _, zoom = read_node(folder / layout.ZOOM_LEVELS_OME)
+    assert {type(s).__name__ for s in zoom.specs} == {"Label", "Multiscales"}
+    assert zoom.metadata["coordinateTransformations"] == node.metadata["coordinateTransformations"]
+    assert [np.asarray(a).shape for a in zoom.data] == [(700, 1100), (350, 550), (175, 275)]
+
+
+def test_zoom_map_is_the_level_of_each_break(slide_path, tmp_path):
+    folder, result = segment(slide_path, tmp_path, level=1)
+    painted = np.full((HEIGHT, WIDTH), NOT_DECIDED, np.uint8)
+    for level, _c, _r, x, y, action, _p in read_decisions(folder / layout.DECISIONS):
+        if action == "break":
+            extent = 16 * (4, 2, 1)[level]
+            painted[y : y + extent, x : x + extent] = level
+    zoom_map = zarr.open_group(str(folder / layout.ZOOM_LEVELS_OME), mode="r")["0"]
+    np.testing.assert_array_equal(zoom_map[:], painted)
+    assert set(np.unique(painted).tolist()) == {1, NOT_DECIDED}  # fixed-1 breaks at level 1
+    assert result.patches[1] == int((painted == 1).sum()) // 32**2
+
+
+def test_geojson_has_one_annotation_per_region_with_exact_area(slide_path, tmp_path):
+    folder, _ = segment(slide_path, tmp_path)
+    stitched = np.asarray(zarr.open_array(str(folder / layout.LABELS), mode="r")[:])
+    _, regions = ndimage.label(stitched == 1)
+    collection = json.loads((folder / layout.GEOJSON).read_text(encoding="utf-8"))
+    assert collection["type"] == "FeatureCollection"
+    features = collection["features"]
+    assert regions == len(features) == 2  # the ring and the square
+    for feature in features:
+        assert feature["properties"] == {
+            "objectType": "annotation",
+            "classification": {"name": "tumour", "color": [230, 30, 30]},
+        }
+    polygons = [shape(f["geometry"]) for f in features]
+    assert all(p.is_valid for p in polygons)
+    assert sorted(len(p.interiors) for p in polygons) == [0, 1]  # the ring's hole is kept
+    assert sum(p.area for p in polygons) == float((stitched == 1).sum())  # level-0 px², d = 1
+    assert max(p.bounds[2] for p in polygons) <= WIDTH
+
+
+def test_summary_and_overlay(slide_path, tmp_path):
+    folder, result = segment(slide_path, tmp_path, "0.5")
+    summary = json.loads((folder / layout.SUMMARY).read_text(encoding="utf-8"))
+    assert summary["slide"] == str(slide_path.resolve())
+    assert summary["mode"] == "fixed-1" and summary["run"] == "r"
+    assert summary["ngff_version"] == "0.5"
+    assert summary["patches"] == result.patches and summary["dimensions"] == [WIDTH, HEIGHT]
+    assert summary["mpp"] == [MPP, MPP] and summary["output_downsample"] == 1.0
+    assert summary["output_seconds"] > 0
+    with Image.open(folder / layout.OVERLAY) as overlay:
+        assert overlay.size == (2 * 1024 + 8, round(1024 * HEIGHT / WIDTH))
+
+
+def test_a_failed_slide_leaves_no_partial_folder(tmp_path):
+    broken = tmp_path / "broken.tiff"
+    broken.write_bytes(b"II*\x00garbage")
+    models = [ColourSegmenter() for _ in range(3)]
+    engine = ZoomEngine(models, FixedLevel(0), config_for())
+    with pytest.raises(Exception, match=r"broken\.tiff"):
+        segment_one(broken, engine, tmp_path / "out", {})
+    assert list((tmp_path / "out").iterdir()) == []
