@@ -1,0 +1,102 @@
+"""Slides in parallel on Dask: a LocalCluster of ``workers`` processes, or an existing
+cluster at a scheduler address.
+
+Each task is one whole slide (slides are independent and a slide's engine run is
+already pipelined inside), sent as an :class:`~razn.engine.spec.EngineSpec` and a
+:class:`~razn.engine.batch.SlideJob`: each worker process builds the engine once from
+the run directory (no network is pickled) and writes the slide's outputs itself, so
+the workers of a remote cluster must see the run, the slides and the output folder at
+the same paths. Outcomes come back as slides finish and are recorded in input order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from razn.engine.batch import OnDone, SlideJob, run_job
+from razn.engine.spec import EngineSpec, cached_engine
+from razn.errors import RaznError
+from razn.outputs.batch_table import BatchTable, SlideOutcome
+
+
+def segment_on_dask(
+    spec: EngineSpec,
+    jobs: Sequence[SlideJob],
+    table: BatchTable,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    on_done: OnDone | None = None,
+    connect_timeout: float = 30.0,
+) -> list[SlideOutcome]:
+    """Run ``jobs`` on Dask; one outcome per job, in job order.
+
+    Args:
+        workers: processes of a new LocalCluster (one thread each); ignored with ``scheduler``.
+        scheduler: address of a running Dask scheduler, e.g. ``tcp://10.0.0.5:8786``.
+        connect_timeout: seconds to wait for ``scheduler``.
+    """
+    from distributed import as_completed
+
+    outcomes: list[SlideOutcome | None] = [None] * len(jobs)
+    with _client(workers, scheduler, connect_timeout) as client:
+        futures = {
+            client.submit(segment_task, spec, job, pure=False): index
+            for index, job in enumerate(jobs)
+        }
+        for future in as_completed(futures):
+            index = futures[future]
+            outcome = _outcome(future, jobs[index])
+            outcomes[index] = outcome
+            table.record(index, outcome)
+            if on_done is not None:
+                on_done(outcome)
+    return [o for o in outcomes if o is not None]
+
+
+def segment_task(spec: EngineSpec, job: SlideJob) -> SlideOutcome:
+    """One slide on a worker, with the worker's engine for ``spec`` (built on first use)."""
+    try:
+        engine = cached_engine(spec)
+    except RaznError as exc:
+        return SlideOutcome(job.slide, "failed", None, str(exc))
+    return run_job(job, engine)
+
+
+def _outcome(future: Any, job: SlideJob) -> SlideOutcome:
+    """The task's outcome; a worker that died on the slide makes it a failed one."""
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    try:
+        return future.result()
+    except (KilledWorker, CommClosedError, FutureCancelledError) as exc:
+        reason = f"{job.slide}: the Dask worker was lost ({type(exc).__name__}: {exc})"
+        return SlideOutcome(job.slide, "failed", None, " ".join(reason.split()))
+
+
+@contextlib.contextmanager
+def _client(workers: int | None, scheduler: str | None, timeout: float) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise RaznError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        with client:
+            yield client
+        return
+    cluster = LocalCluster(
+        n_workers=workers or 1,
+        threads_per_worker=1,  # one slide per process; torch gets the process's cores
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.WARNING,
+    )
+    with cluster, Client(cluster) as client:
+        yield client

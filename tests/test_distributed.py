@@ -1,0 +1,64 @@
+"""Slides on Dask: a 2-worker LocalCluster, and an existing scheduler, give the outputs of
+one process."""
+
+from __future__ import annotations
+
+import pytest
+from test_batch import assert_same_outputs, segment, slides
+
+from razn.engine.batch import SlideJob
+from razn.engine.distributed import segment_on_dask, segment_task
+from razn.engine.spec import EngineSpec
+from razn.errors import RaznError
+from razn.outputs.batch_table import BatchTable, read_batch_table
+
+
+@pytest.fixture(scope="module")
+def single_process(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("single")
+    bad = out.parent / "broken.svs"
+    bad.write_text("not a slide")
+    inputs = [str(p) for p in slides(tiny_run)] + [str(bad)]
+    result = segment(tiny_run, out, *inputs)
+    assert result.exit_code == 2, result.output
+    return out, inputs
+
+
+def rows_without_seconds(out):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in read_batch_table(out)]
+
+
+def test_two_worker_local_cluster_equals_one_process(tiny_run, single_process, tmp_path):
+    reference, inputs = single_process
+    result = segment(tiny_run, tmp_path, *inputs, "--workers", "2")
+    assert result.exit_code == 2, result.output
+    assert "3 done, 0 skipped, 1 failed of 4 slides" in result.output
+    assert rows_without_seconds(tmp_path / "batch.csv") == rows_without_seconds(
+        reference / "batch.csv"
+    )
+    for name in ("synth_000", "synth_001", "synth_002"):
+        assert_same_outputs(reference / name, tmp_path / name)
+
+
+def test_existing_scheduler(tiny_run, single_process, tmp_path):
+    from distributed import LocalCluster
+
+    reference, inputs = single_process
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        result = segment(tiny_run, tmp_path, *inputs[:2], "--scheduler", cluster.scheduler_address)
+    assert result.exit_code == 0, result.output
+    for name in ("synth_000", "synth_001"):
+        assert_same_outputs(reference / name, tmp_path / name)
+
+
+def test_unreachable_scheduler_is_one_line(tmp_path):
+    table = BatchTable(tmp_path / "batch.csv", 0)
+    spec = EngineSpec(tmp_path / "run")
+    with pytest.raises(RaznError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
+        segment_on_dask(spec, [], table, scheduler="tcp://127.0.0.1:9", connect_timeout=1)
+
+
+def test_a_worker_that_cannot_build_the_engine_fails_the_slide(tmp_path):
+    job = SlideJob(tmp_path / "s.svs", tmp_path / "out" / "s")
+    outcome = segment_task(EngineSpec(tmp_path / "no_run", mode="ud"), job)
+    assert outcome.status == "failed" and str(tmp_path / "no_run") in outcome.reason
