@@ -69,27 +69,64 @@ class DemoRow:
     output: Path
 
 
-def demo_config(manifest: Path) -> RunConfig:
+@dataclass(frozen=True)
+class DemoSettings:
+    """What the demo makes and trains (the defaults are the demo; smaller ones make tests)."""
+
+    slides: int = DEMO_SLIDES
+    size: tuple[int, int] = DEMO_SIZE
+    """Level-0 ``(w, h)`` of each synthetic slide."""
+    overrides: tuple[str, ...] = ()
+    """Run-config overrides applied after ``DEMO_OVERRIDES``."""
+
+
+TINY_SETTINGS = DemoSettings(
+    slides=3,
+    size=(768, 768),
+    overrides=(
+        "seg_train.steps=6",
+        "seg_train.val_every=6",
+        "seg_train.val_patches=4",
+        "policy.timesteps=256",
+        "policy.n_envs=2",
+        "policy.n_steps=64",
+        "policy.batch_size=64",
+        "policy.n_epochs=1",
+    ),
+)
+"""Seconds instead of minutes: what the test suite runs the demo and the notebooks with."""
+
+
+def demo_config(manifest: Path, settings: DemoSettings = DemoSettings()) -> RunConfig:
     """The demo's run config for a dataset ``manifest``."""
-    return load_config(RunConfig, None, (*DEMO_OVERRIDES, f"data.manifest={manifest.resolve()}"))
+    overrides = (*DEMO_OVERRIDES, *settings.overrides, f"data.manifest={manifest.resolve()}")
+    return load_config(RunConfig, None, overrides)
 
 
-def ensure_demo_dataset(folder: Path, progress: bool) -> Path:
+def ensure_demo_dataset(
+    folder: Path, progress: bool, settings: DemoSettings = DemoSettings()
+) -> Path:
     """The demo dataset's manifest, generated unless an identical one is already there."""
     return ensure_dataset(
-        folder, DEMO_SLIDES, *DEMO_SIZE, DEMO_SEED, SynthConfig(), progress=progress
+        folder, settings.slides, *settings.size, DEMO_SEED, SynthConfig(), progress=progress
     )
 
 
-def run_demo(out: Path, progress: bool = True, say: Callable[[str], None] = print) -> list[DemoRow]:
+def run_demo(
+    out: Path,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+    settings: DemoSettings = DemoSettings(),
+) -> list[DemoRow]:
     """Run the demo into ``out`` and return its table (see the module docstring)."""
     from razn.train.policy import policies_exist, train_policies
     from razn.train.segmentation import train_segmenters
 
     started = time.perf_counter()
-    manifest = ensure_demo_dataset(out / "data", progress)
+    manifest = ensure_demo_dataset(out / "data", progress, settings)
     say(f"[{time.perf_counter() - started:5.0f} s] dataset: {manifest}")
-    run = RunDirectory.open_or_create(out / "run", demo_config(manifest), policy_may_differ=True)
+    config = demo_config(manifest, settings)
+    run = RunDirectory.open_or_create(out / "run", config, policy_may_differ=True)
     for result in train_segmenters(run, progress=progress):
         say(
             f"[{time.perf_counter() - started:5.0f} s] f_{result.level}: val Dice {result.val_dice}"
@@ -110,13 +147,16 @@ def run_demo(out: Path, progress: bool = True, say: Callable[[str], None] = prin
 
 
 def segment_and_score(
-    run: RunDirectory, slide: Path, mask: Path, mode: str, out_dir: Path
+    run: RunDirectory, slide: Path, mask: Path, mode: str, out_dir: Path, lam: float | None = None
 ) -> DemoRow:
-    """Segment ``slide`` with ``mode`` into ``out_dir`` and score it against ``mask``."""
+    """Segment ``slide`` with ``mode`` (razn: the policies of λ = ``lam``, default the
+    run's) into ``out_dir`` and score it against ``mask``."""
     config = run.config
-    decider = make_decider(mode, run.num_levels, run.policies_dir, config.reward.lam)
+    lam = config.reward.lam if lam is None else lam
+    decider = make_decider(mode, run.num_levels, run.policies_dir, lam)
     engine = ZoomEngine(run.load_segmenters(), decider, config, EngineConfig())
-    output, result = segment_one(slide, engine, out_dir, {"lambda": config.reward.lam})
+    extra = {"lambda": lam if mode == "razn" else None, "run": str(run.path.resolve())}
+    output, result = segment_one(slide, engine, out_dir, extra)
     labels = zarr.open_array(str(output / "labels.zarr"), mode="r")
     with open_slide(slide) as opened, open_mask(mask, opened.dimensions) as truth:
         scores = score_labels(labels, engine.output_downsample, truth, config.data.num_classes)

@@ -47,3 +47,7 @@ class ConfigError(RaznError):
 
 class CheckpointError(RaznError):
     """A checkpoint or run directory is missing, corrupt, tampered with or incompatible."""
+
+
+class OutputError(RaznError):
+    """A segmentation output folder is missing files or cannot be read."""

@@ -147,3 +147,45 @@ def block_sums(values: np.ndarray, blocks: int) -> np.ndarray:
     """Sum a square ``(s, s)`` array over a ``blocks × blocks`` grid of equal squares."""
     size = values.shape[0] // blocks
     return values.reshape(blocks, size, blocks, size).sum(axis=(1, 3))
+
+
+def oracle_rewards(
+    errors: Sequence[np.ndarray],
+    area: Sequence[np.ndarray],
+    reward: RewardConfig,
+    rate: int,
+    unit_area: float,
+) -> dict[int, np.ndarray]:
+    """The reward of zooming every node when the levels below follow the oracle.
+
+    The oracle zooms exactly where this reward is positive, decided from level m−1 up to
+    0 (each level assuming the oracle below it): the upper bound of ``method.md``.
+
+    Args:
+        errors: per level, f_j's misclassified pixels at each node, ``(R, n, n)``.
+        area: per level, the scored pixels at each node.
+        unit_area: the reward's unit of area (:func:`reward_unit_area`).
+    Returns:
+        ``{level: float (R, n, n)}`` for every level but the finest.
+    """
+    zoom: dict[int, np.ndarray] = {}
+    rewards: dict[int, np.ndarray] = {}
+    for level in range(len(errors) - 2, -1, -1):
+        outcome = zoom_outcome(errors, zoom, level, rate)
+        cost = zoom_cost(outcome, reward)
+        gain = zoom_reward(errors[level], outcome.errors, area[level], cost, reward.lam, unit_area)
+        rewards[level], zoom[level] = gain, gain > 0
+    return rewards
+
+
+def oracle_zoom(
+    errors: Sequence[np.ndarray],
+    area: Sequence[np.ndarray],
+    reward: RewardConfig,
+    rate: int,
+    unit_area: float,
+) -> dict[int, np.ndarray]:
+    """The oracle's decisions, ``{level: bool (R, n, n)}``: zoom where
+    :func:`oracle_rewards` is positive."""
+    rewards = oracle_rewards(errors, area, reward, rate, unit_area)
+    return {level: gain > 0 for level, gain in rewards.items()}

@@ -5,8 +5,8 @@ arrays ``(R, n, n, …)`` over the descendants of ``R`` tissue roots (``n = r^j`
 A node is *reached* when every ancestor zoomed; the engine then segments it if it
 holds tissue (``stats[..., TISSUE_STAT] > 0``).
 
-* :func:`oracle_zoom` — zoom exactly where the reward from ground truth is positive,
-  bottom-up, each level assuming the oracle below it (the upper bound of ``method.md``).
+* :func:`razn.rewards.oracle_zoom` (re-exported) — zoom exactly where the reward from
+  ground truth is positive, bottom-up (the upper bound of ``method.md``).
 * :func:`zoom_shares` — the share of reached tissue nodes a decider zooms, per level.
 * :func:`matched_thresholds` — per-level entropy thresholds with which ``uncertainty``
   zooms the same share of the nodes *it* reaches as razn did of the nodes razn reached;
@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from razn.observation import ENTROPY_STAT, TISSUE_STAT
-from razn.rewards import RewardConfig, zoom_cost, zoom_outcome, zoom_reward
+from razn.rewards import oracle_zoom
 
 __all__ = [
     "ENTROPY_STAT",
@@ -35,31 +35,6 @@ __all__ = [
     "threshold_for_share",
     "zoom_shares",
 ]
-
-
-def oracle_zoom(
-    errors: Sequence[np.ndarray],
-    area: Sequence[np.ndarray],
-    reward: RewardConfig,
-    rate: int,
-    unit_area: float,
-) -> dict[int, np.ndarray]:
-    """Zoom where the ground-truth reward is positive, decided from level m−1 up to 0.
-
-    Args:
-        errors: per level, f_j's misclassified pixels at each node, ``(R, n, n)``.
-        area: per level, the scored pixels at each node.
-        unit_area: the reward's unit of area (:func:`razn.rewards.reward_unit_area`).
-    Returns:
-        ``{level: bool (R, n, n)}`` for every level but the finest.
-    """
-    zoom: dict[int, np.ndarray] = {}
-    for level in range(len(errors) - 2, -1, -1):
-        outcome = zoom_outcome(errors, zoom, level, rate)
-        cost = zoom_cost(outcome, reward)
-        gain = zoom_reward(errors[level], outcome.errors, area[level], cost, reward.lam, unit_area)
-        zoom[level] = gain > 0
-    return zoom
 
 
 def expand(values: np.ndarray, rate: int) -> np.ndarray:

@@ -39,6 +39,7 @@ def _register() -> None:
         demo,
         evaluate,
         info,
+        inspect,
         rasterize,
         segment,
         synth,
@@ -48,7 +49,7 @@ def _register() -> None:
     )
 
     commands = (info, synth, rasterize, train_seg, build_cache, train_policy, train)
-    for module in (*commands, segment, evaluate, benchmark, demo):
+    for module in (*commands, segment, evaluate, inspect, benchmark, demo):
         main.add_command(module.command)
 
 

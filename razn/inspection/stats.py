@@ -1,0 +1,80 @@
+"""Numbers behind the figures: zoom rates per level, and where the area was decided.
+
+Areas are counted on one pyramid level of the outputs (pixels of equal size), so a
+share is a share of slide area. The tumour border is the set of ground-truth pixels
+with a 4-neighbour of another class, at that pyramid level's resolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from razn.inspection.outputs import NOT_DECIDED, SlideOutputs
+
+
+def decision_statistics(
+    decisions, num_levels: int, rewards: np.ndarray | None = None
+):  # -> pandas.DataFrame
+    """Per decision level (0 … ``num_levels`` − 2): nodes decided, zooms, zoom rate and,
+    with ``rewards`` (one per row, :func:`razn.inspection.oracle.decision_rewards`), the
+    zoom rate among the nodes where zooming helped (reward > 0) and among the rest."""
+    import pandas as pd
+
+    decided = decisions["action"].isin(["zoom", "break"]).to_numpy()
+    zoomed = (decisions["action"] == "zoom").to_numpy()
+    levels = decisions["level"].to_numpy()
+    rows = []
+    for level in range(num_levels - 1):
+        at = decided & (levels == level)
+        row = {"level": level, "nodes": int(at.sum()), "zooms": int((at & zoomed).sum())}
+        row["zoom_rate"] = row["zooms"] / row["nodes"] if row["nodes"] else float("nan")
+        if rewards is not None:
+            known = at & ~np.isnan(rewards)
+            helped = known & (rewards > 0)
+            row["helped"] = int(helped.sum())
+            row["zoom_rate_helped"] = _rate(zoomed, helped)
+            row["zoom_rate_not_helped"] = _rate(zoomed, known & ~helped)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _rate(zoomed: np.ndarray, where: np.ndarray) -> float:
+    count = int(where.sum())
+    return float((zoomed & where).sum() / count) if count else float("nan")
+
+
+def tissue_share_by_level(zoom_map: np.ndarray, num_levels: int) -> list[float]:
+    """Share of the decided area (tissue) that was decided at each working level."""
+    decided = zoom_map != NOT_DECIDED
+    total = int(decided.sum())
+    return [float((zoom_map == k).sum() / total) if total else 0.0 for k in range(num_levels)]
+
+
+def border_pixels(truth: np.ndarray) -> np.ndarray:
+    """Pixels of ``truth`` (labels, 255 = ignore) with a 4-neighbour of another class."""
+    border = np.zeros(truth.shape, bool)
+    vertical = truth[1:, :] != truth[:-1, :]
+    horizontal = truth[:, 1:] != truth[:, :-1]
+    border[1:, :] |= vertical
+    border[:-1, :] |= vertical
+    border[:, 1:] |= horizontal
+    border[:, :-1] |= horizontal
+    return border & (truth != 255)
+
+
+def border_share_by_level(zoom_map: np.ndarray, truth: np.ndarray, num_levels: int) -> list[float]:
+    """Share of the decided tumour-border area that was decided at each working level."""
+    border = border_pixels(truth) & (zoom_map != NOT_DECIDED)
+    total = int(border.sum())
+    return [
+        float((border & (zoom_map == k)).sum() / total) if total else 0.0 for k in range(num_levels)
+    ]
+
+
+def truth_on_pyramid(outputs: SlideOutputs, truth_path, level: int) -> np.ndarray:
+    """The ground-truth mask on the grid of pyramid ``level`` (nearest neighbour)."""
+    from razn.data.masks import open_mask
+
+    shape = outputs.labels(level).shape
+    with open_mask(truth_path, outputs.dimensions) as mask:
+        return mask.read_labels((0, 0), outputs.pyramid_downsample(level), (shape[1], shape[0]))
