@@ -35,7 +35,7 @@ def zoom_map_figure(outputs: SlideOutputs, max_side: int = THUMBNAIL_SIDE) -> Fi
     zoom = outputs.zoom_map(level)
     thumbnail, _ = outputs.thumbnail(max_side)
     shares = tissue_share_by_level(zoom, len(outputs.working_downsamples))
-    figure = Figure(figsize=(7, 6.5), dpi=110)
+    figure = Figure(figsize=(7, 6.5), dpi=110, layout="constrained")
     axes = figure.add_subplot()
     axes.imshow(thumbnail, extent=_extent(outputs, thumbnail.shape))
     tint = _level_rgba(zoom)
@@ -47,7 +47,6 @@ def zoom_map_figure(outputs: SlideOutputs, max_side: int = THUMBNAIL_SIDE) -> Fi
     axes.legend(handles=handles, fontsize=8, loc="upper right")
     axes.set_title(f"{outputs.name}: where each area was decided ({outputs.mode})")
     _label_axes(axes)
-    figure.tight_layout()
     return figure
 
 
@@ -58,7 +57,7 @@ def zoom_probability_figure(outputs: SlideOutputs, max_side: int = 512) -> Figur
     w, h = outputs.dimensions
     cell = max(w, h) / max_side
     shape = (max(1, round(h / cell)), max(1, round(w / cell)))
-    figure = Figure(figsize=(4.2 * max(levels, 1), 4.4), dpi=110)
+    figure = Figure(figsize=(4.2 * max(levels, 1) + 1, 4.4), dpi=110, layout="constrained")
     image = None
     for level in range(levels):
         axes = figure.add_subplot(1, max(levels, 1), level + 1)
@@ -88,7 +87,7 @@ def truth_figure(
     predicted = outputs.labels(level)
     expected = truth_on_pyramid(outputs, truth, level)
     extent = _extent(outputs, predicted.shape, outputs.pyramid_downsample(level))
-    figure = Figure(figsize=(13, 4.8), dpi=110)
+    figure = Figure(figsize=(13, 4.8), dpi=110, layout="constrained")
     names = outputs.class_names
     for index, (title, labels) in enumerate(
         (("prediction", predicted), ("ground truth", expected))
@@ -134,7 +133,7 @@ def region_figure(
     with open_slide(outputs.slide_path) as slide:
         image = read_at_downsample(slide, (x, y), d, (side, side))
     labels = _crop_labels(outputs, location, size)
-    figure = Figure(figsize=(7, 7), dpi=110)
+    figure = Figure(figsize=(7, 7), dpi=110, layout="constrained")
     axes = figure.add_subplot()
     region = (x, x + size, y + size, y)
     axes.imshow(image, extent=region)
@@ -151,7 +150,7 @@ def decision_statistics_figure(outputs: SlideOutputs, rewards: np.ndarray | None
     """Zoom rate per level and, with oracle rewards (one per decision row), split by
     whether zooming helped."""
     table = decision_statistics(outputs.decisions(), len(outputs.working_downsamples), rewards)
-    figure = Figure(figsize=(6.5, 4), dpi=110)
+    figure = Figure(figsize=(6.5, 4), dpi=110, layout="constrained")
     axes = figure.add_subplot()
     x = np.arange(len(table))
     if rewards is None:
@@ -169,7 +168,6 @@ def decision_statistics_figure(outputs: SlideOutputs, rewards: np.ndarray | None
     axes.set_ylabel("zoom rate")
     axes.legend(fontsize=8)
     axes.set_title("decisions per level")
-    figure.tight_layout()
     return figure
 
 
@@ -182,7 +180,7 @@ def area_by_level_figure(outputs: SlideOutputs, truth: str | Path | None = None)
     if truth is not None:
         expected = truth_on_pyramid(outputs, truth, level)
         series["tumour border"] = border_share_by_level(zoom, expected, num_levels)
-    figure = Figure(figsize=(6.5, 4), dpi=110)
+    figure = Figure(figsize=(6.5, 4), dpi=110, layout="constrained")
     axes = figure.add_subplot()
     x = np.arange(num_levels)
     width = 0.8 / len(series)
@@ -194,14 +192,13 @@ def area_by_level_figure(outputs: SlideOutputs, truth: str | Path | None = None)
     axes.set_ylim(0, 1.1)
     axes.legend(fontsize=8)
     axes.set_title(f"{outputs.name}: where the area was decided")
-    figure.tight_layout()
     return figure
 
 
 def pareto_figure(rows: Sequence[dict[str, Any]], default_lambda: float | None = None) -> Figure:
     """Dice against seconds per test slide from ``razn benchmark`` result rows: razn as a
     curve over λ, the other modes as points (see :mod:`razn.benchmark.report`)."""
-    figure = Figure(figsize=(7, 5), dpi=120)
+    figure = Figure(figsize=(7, 5), dpi=120, layout="constrained")
     axes = figure.add_subplot()
     clean = [r for r in rows if r.get("variant", "clean") == "clean"]
     _razn_curve(axes, clean, default_lambda)
@@ -223,7 +220,6 @@ def pareto_figure(rows: Sequence[dict[str, Any]], default_lambda: float | None =
     axes.set_ylabel("foreground Dice (pooled)")
     axes.set_title("razn: accuracy against compute")
     axes.grid(alpha=0.3)
-    figure.tight_layout()
     return figure
 
 

@@ -53,8 +53,8 @@ def write_inspection(
          "Share of the tissue" + (" and of the tumour border" if truth is not None else "")
          + " decided at each level."),
         ("region.png", lambda: figures.region_figure(outputs, location, size),
-         f"The root patch with the most finest-level decisions, at ({location[0]}, "
-         f"{location[1]}), with the patch grid of every decision in it."),
+         f"The {size} px square at ({location[0]}, {location[1]}) around the root patch "
+         "with the most finest-level decisions, with the patch grid of every decision in it."),
     ]  # fmt: skip
     if truth is not None:
         plan.insert(1, ("truth.png", lambda: figures.truth_figure(outputs, truth),
@@ -71,20 +71,24 @@ def write_inspection(
     return written
 
 
-def busiest_root(outputs: SlideOutputs, decisions) -> tuple[tuple[int, int], int]:
-    """The level-0 ``(x, y)`` and side of the root patch with the most decisions at the
-    finest level (the first root if nothing was zoomed)."""
+def busiest_root(outputs: SlideOutputs, decisions, roots: int = 3) -> tuple[tuple[int, int], int]:
+    """A square of ``roots × roots`` root patches centred on the one with the most
+    decisions at the finest level: its level-0 ``(x, y)`` and side (level-0 px)."""
     root_extent = round(outputs.extent(0))
     finest = len(outputs.working_downsamples) - 1
     rows = decisions[decisions["level"] == finest]
     if rows.empty:
         rows = decisions
     if rows.empty:
-        return (0, 0), root_extent
+        return (0, 0), root_extent * roots
     keys = np.stack([rows["x"] // root_extent, rows["y"] // root_extent], axis=1)
     unique, counts = np.unique(keys, axis=0, return_counts=True)
-    col, row = unique[int(np.argmax(counts))]
-    return (int(col) * root_extent, int(row) * root_extent), root_extent
+    col, row = (int(v) for v in unique[int(np.argmax(counts))])
+    w, h = outputs.dimensions
+    last_col, last_row = max(0, -(-w // root_extent) - roots), max(0, -(-h // root_extent) - roots)
+    start_col = min(max(0, col - roots // 2), last_col)
+    start_row = min(max(0, row - roots // 2), last_row)
+    return (start_col * root_extent, start_row * root_extent), root_extent * roots
 
 
 def write_html(path: Path, outputs: SlideOutputs, files: list[FigureFile], table: str) -> Path:
