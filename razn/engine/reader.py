@@ -1,7 +1,9 @@
 """Patch reading ahead of compute: a small thread pool keeps the next batches in flight.
 
 OpenSlide and tifffile release the GIL while decoding, so reading the next batch on
-worker threads overlaps the segmentation of the current one.
+worker threads overlaps the segmentation of the current one (on a GPU, reading stays
+ahead of it). For a GPU the batches are read straight into pinned host memory, so the
+copy to the device needs no staging copy and can run asynchronously.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from razn.geometry import Node, ZoomGeometry
+from razn.models.device import empty_patches
 from razn.slide import LevelPlan, Slide, read_at_downsample
 
 
 class PatchReader:
-    """Reads batches of patches of one slide, ``prefetch`` batches ahead, on ``workers`` threads."""
+    """Reads batches of patches of one slide, ``prefetch`` batches ahead, on ``workers`` threads
+    (into pinned memory when ``pinned``, which needs CUDA)."""
 
     def __init__(
         self,
@@ -28,11 +32,13 @@ class PatchReader:
         plans: Sequence[LevelPlan],
         workers: int = 2,
         prefetch: int = 2,
+        pinned: bool = False,
     ):
         self.slide = slide
         self.geometry = geometry
         self.plans = plans
         self.prefetch = max(1, prefetch)
+        self.pinned = pinned
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="razn-read")
         self.read_seconds = 0.0  # summed over worker threads
         self.wait_seconds = 0.0  # time the caller waited for a batch
@@ -67,7 +73,7 @@ class PatchReader:
     def _read_batch(self, nodes: Sequence[Node]) -> np.ndarray:
         start = time.perf_counter()
         size = self.geometry.patch_size
-        patches = np.empty((len(nodes), size, size, 3), np.uint8)
+        patches = empty_patches(len(nodes), size, self.pinned)
         level0_pixels = 0
         for i, node in enumerate(nodes):
             plan = self.plans[node.level]

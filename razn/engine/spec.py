@@ -38,9 +38,9 @@ class EngineSpec:
         from razn.models import select_device
         from razn.run_dir import RunDirectory
 
+        device = select_device(self.device)  # first: a missing GPU fails before any loading
         run = RunDirectory.open(self.run)
         lam = self.resolved_lambda(run.config.reward.lam)
-        device = select_device(self.device)
         segmenters = [model.to(device) for model in run.load_segmenters()]
         decider = make_decider(
             self.mode,

@@ -25,8 +25,10 @@ from razn.config import check_range
 from razn.engine.deciders import Decider
 from razn.engine.reader import PatchReader
 from razn.engine.stitch import LabelWriter
+from razn.errors import ConfigError
 from razn.geometry import Node
 from razn.models import Segmenter, class_labels, predict_probs
+from razn.models.device import PRECISIONS, autocast_dtype
 from razn.observation import make_observations
 from razn.run_config import RunConfig
 from razn.slide import Slide, plan_levels
@@ -54,6 +56,10 @@ class EngineConfig:
     ``fp16`` or ``fp32``. The CPU always runs fp32."""
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"engine.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         check_range("engine.batch_size", self.batch_size, low=1)
         check_range("engine.read_workers", self.read_workers, low=1)
         check_range("engine.prefetch_batches", self.prefetch_batches, low=1)
@@ -107,6 +113,8 @@ class ZoomEngine:
         self.decider = decider
         self.config = config
         self.engine = engine or EngineConfig()
+        self.device = next(self.segmenters[0].parameters()).device
+        self.autocast = autocast_dtype(self.device, self.engine.precision)
 
     @property
     def output_downsample(self) -> float:
@@ -155,8 +163,9 @@ class _SlideRun:
         self.progress = progress
         plans = plan_levels(slide, self.geometry.downsamples)
         cfg = engine.engine
+        pinned = engine.device.type == "cuda"
         self.reader = PatchReader(
-            slide, self.geometry, plans, cfg.read_workers, cfg.prefetch_batches
+            slide, self.geometry, plans, cfg.read_workers, cfg.prefetch_batches, pinned
         )
         self.writer = LabelWriter(
             labels_path, self.geometry, slide.dimensions, engine.output_downsample
@@ -229,7 +238,8 @@ class _SlideRun:
     ) -> tuple[np.ndarray, np.ndarray]:
         """f_i's probabilities and the tissue under each patch, ``(N, K, P, P)`` and ``(N, P, P)``."""
         start = time.perf_counter()
-        probs = predict_probs(self.engine.segmenters[level], patches, self.engine.engine.batch_size)
+        model, batch_size = self.engine.segmenters[level], self.engine.engine.batch_size
+        probs = predict_probs(model, patches, batch_size, autocast=self.engine.autocast)
         self.result.timings["segment"] += time.perf_counter() - start
         self.result.patches[level] += len(batch)
         size = self.geometry.patch_size

@@ -5,31 +5,36 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from razn.models.device import select_device, to_device
 from razn.models.factory import Segmenter
 
-
-def select_device(requested: str = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, else the CPU; otherwise the named device."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
+__all__ = ["class_labels", "predict_probs", "select_device"]
 
 
 @torch.inference_mode()
-def predict_probs(model: Segmenter, patches: np.ndarray, batch_size: int = 16) -> np.ndarray:
+def predict_probs(
+    model: Segmenter,
+    patches: np.ndarray,
+    batch_size: int = 16,
+    *,
+    autocast: torch.dtype | None = None,
+) -> np.ndarray:
     """Class probabilities for ``patches``.
 
     Args:
-        patches: ``(N, H, W, 3)`` uint8 RGB.
+        patches: ``(N, H, W, 3)`` uint8 RGB (pinned host memory goes to a GPU without a copy).
+        autocast: mixed-precision dtype on CUDA (see :func:`razn.models.device.autocast_dtype`);
+            None runs fp32. The softmax is always taken in fp32.
     Returns:
         ``(N, K, H, W)`` float32 softmax probabilities.
     """
     device = next(model.parameters()).device
     outputs = []
     for start in range(0, len(patches), batch_size):
-        batch = torch.tensor(patches[start : start + batch_size])  # copies: inputs may be read-only
-        batch = batch.to(device).permute(0, 3, 1, 2)
-        outputs.append(torch.softmax(model(batch).float(), dim=1).cpu().numpy())
+        batch = to_device(patches[start : start + batch_size], device).permute(0, 3, 1, 2)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            logits = model(batch)
+        outputs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
     if not outputs:
         return np.zeros((0, model.num_classes, *patches.shape[1:3]), np.float32)
     return np.concatenate(outputs)
