@@ -60,6 +60,8 @@ def test_output_names_are_distinct_and_deterministic(tmp_path: Path) -> None:
     assert output_names([a, b, c]) == [f"s-{digest[0]}", f"S-{digest[1]}", "t é [2]"]
     assert output_names([a, c]) == ["s", "t é [2]"]
     assert path_digest(a) == digest[0]
+    reserved = tmp_path / "batch.csv.svs"
+    assert output_names([reserved]) == [f"batch.csv-{path_digest(reserved)}"]
 
 
 def test_output_name_is_safe() -> None:

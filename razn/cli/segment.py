@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import click
+
+if TYPE_CHECKING:
+    from razn.outputs.batch_table import SlideOutcome
+    from razn.outputs.ome_zarr import NgffVersion
 
 
 @click.command("segment")
@@ -110,12 +116,16 @@ def command(
         output_downsample,
     )  # fmt: skip
     paths = expand_inputs(slides, manifest, split)
-    engine = cached_engine(spec)  # here too: a bad run, mode or device fails before any slide
+    parallel = workers is not None or scheduler is not None
+    # Built here too, so a bad run or mode fails before any slide; with Dask on the CPU,
+    # since the GPUs (and the device check) belong to the workers.
+    engine = cached_engine(replace(spec, device="cpu") if parallel else spec)
     extra = spec.summary_extra(engine)
-    jobs = plan_jobs(paths, out_dir, extra, ngff_version=ngff_version, resume=resume)  # type: ignore[arg-type]
+    version = cast("NgffVersion", ngff_version)
+    jobs = plan_jobs(paths, out_dir, extra, ngff_version=version, resume=resume)
     table = open_batch_table(out_dir, len(jobs))
     started = time.perf_counter()
-    if workers is None and scheduler is None:
+    if not parallel:
         outcomes = run_jobs(jobs, engine, table, progress=not quiet, on_done=_report)
     else:
         from razn.engine.distributed import segment_on_dask
@@ -136,7 +146,7 @@ def command(
         sys.exit(2)
 
 
-def _report(outcome) -> None:
+def _report(outcome: SlideOutcome) -> None:
     """One line per slide: done (seconds, patches per level), skipped, or the error."""
     if outcome.status == "failed":
         click.echo(f"razn: error: {outcome.reason}", err=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -42,9 +43,12 @@ def segment_on_dask(
     from distributed import as_completed
 
     outcomes: list[SlideOutcome | None] = [None] * len(jobs)
+    # Dask pins each worker's BLAS/OpenMP to one thread; a local worker gets its share of
+    # the cores instead. A remote cluster's workers keep their own setting.
+    threads = None if scheduler else max(1, (os.cpu_count() or 1) // (workers or 1))
     with _client(workers, scheduler, connect_timeout) as client:
         futures = {
-            client.submit(segment_task, spec, job, pure=False): index
+            client.submit(segment_task, spec, job, threads, pure=False): index
             for index, job in enumerate(jobs)
         }
         for future in as_completed(futures):
@@ -57,8 +61,13 @@ def segment_on_dask(
     return [o for o in outcomes if o is not None]
 
 
-def segment_task(spec: EngineSpec, job: SlideJob) -> SlideOutcome:
-    """One slide on a worker, with the worker's engine for ``spec`` (built on first use)."""
+def segment_task(spec: EngineSpec, job: SlideJob, threads: int | None = None) -> SlideOutcome:
+    """One slide on a worker, with the worker's engine for ``spec`` (built on first use)
+    and ``threads`` torch threads (None: as the worker is set up)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         engine = cached_engine(spec)
     except RaznError as exc:

@@ -20,6 +20,7 @@ from razn.data.manifest import read_manifest
 from razn.errors import RaznError
 
 GLOB_CHARACTERS = re.compile(r"[*?\[]")
+RESERVED_NAMES = frozenset({"batch.csv", "metrics.json"})  # files in OUT beside the slides
 
 
 def expand_inputs(
@@ -81,12 +82,15 @@ def output_names(paths: Sequence[Path]) -> list[str]:
     A slide keeps :func:`output_name` unless another slide of the batch has the same
     name (compared ignoring case, for case-insensitive file systems); then every one of
     them gets ``-`` and 8 hex digits of the SHA-256 of its resolved path, the same in
-    every run with these slides.
+    every run with these slides. So does a slide named like a file razn writes beside
+    the slide folders (``batch.csv``, ``metrics.json``).
     """
     names = [output_name(p) for p in paths]
     counts = Counter(n.casefold() for n in names)
     return [
-        f"{name}-{path_digest(path)}" if counts[name.casefold()] > 1 else name
+        f"{name}-{path_digest(path)}"
+        if counts[name.casefold()] > 1 or name.casefold() in RESERVED_NAMES
+        else name
         for name, path in zip(names, paths, strict=True)
     ]
 

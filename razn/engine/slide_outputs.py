@@ -9,6 +9,7 @@ bounded thumbnail, so memory does not grow with the slide.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def write_slide_outputs(
         version=ngff_version,
     )
     write_geojson(folder / layout.GEOJSON, ome_zarr_to_geojson(folder / layout.LABELS_OME))
-    write_overlay(folder / layout.OVERLAY, slide, engine, result, labels)
+    write_overlay(folder / layout.OVERLAY, slide, engine, result)
     outputs = {"ngff_version": ngff_version, "output_seconds": time.perf_counter() - start}
     write_summary(folder / layout.SUMMARY, slide, engine, result, {**extra, **outputs})
 
@@ -86,14 +87,29 @@ def write_summary(
     path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
-def write_overlay(
-    path: Path, slide: Slide, engine: ZoomEngine, result: SlideResult, labels: Any
-) -> None:
-    """The thumbnail (longest side ``THUMBNAIL_SIDE``) with the classes, beside the zoom map."""
+def write_overlay(path: Path, slide: Slide, engine: ZoomEngine, result: SlideResult) -> None:
+    """The thumbnail (longest side ``THUMBNAIL_SIDE``) with the classes, beside the zoom map.
+
+    Classes are sampled from the coarsest level of ``labels.ome.zarr`` (beside ``path``)
+    whose pixels are no larger than a thumbnail pixel: a few chunks, not the whole map.
+    """
     thumbnail = slide.get_thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     size = (thumbnail.shape[1], thumbnail.shape[0])
     downsample = slide.dimensions[0] / size[0]
-    sampled = sample_labels(labels, engine.output_downsample, size, downsample)
+    labels, labels_downsample = _pyramid_level(
+        path.parent / layout.LABELS_OME, engine.output_downsample, downsample
+    )
+    sampled = sample_labels(labels, labels_downsample, size, downsample)
     extents = [engine.geometry.extent(level) for level in range(engine.geometry.num_levels)]
     level_map = zoom_level_map(result.decisions.rows, extents, size, downsample)
     save_overlay(path, overlay_image(thumbnail, sampled, level_map))
+
+
+def _pyramid_level(path: Path, output_downsample: float, wanted: float) -> tuple[Any, float]:
+    """The coarsest level of a razn OME-Zarr whose downsample is at most ``wanted`` (level-0
+    px per pixel), and its downsample."""
+    group = zarr.open_group(str(path), mode="r")
+    count = len(list(group.array_keys()))
+    ratio = max(1.0, wanted / output_downsample)
+    level = min(count - 1, math.floor(math.log2(ratio) + 1e-9))
+    return group[str(level)], output_downsample * 2**level

@@ -15,7 +15,8 @@ lattice (:mod:`razn.geometry`) and a node is either written or replaced by its c
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,21 +66,43 @@ class EngineConfig:
         check_range("engine.prefetch_batches", self.prefetch_batches, low=1)
 
 
-@dataclass
-class DecisionLog:
-    """One row per node visited: level, grid position, level-0 location, action, P(zoom)."""
+DecisionRow = tuple[int, int, int, int, int, str, float]
 
-    rows: list[tuple[int, int, int, int, int, str, float]] = field(default_factory=list)
+
+class DecisionLog:
+    """One row per node visited: level, grid position, level-0 location, action, P(zoom).
+
+    Rows are kept in typed arrays (49 bytes a row, against some 250 for a tuple of
+    Python objects): a 100,000² slide in 64-px patches visits millions of nodes.
+    """
+
+    def __init__(self) -> None:
+        self._ints = array("q")  # level, col, row, x, y per row
+        self._actions = array("b")  # index into ACTIONS
+        self._probabilities = array("d")
 
     def add(self, node: Node, location: tuple[int, int], action: str, probability: float) -> None:
-        self.rows.append(
-            (node.level, node.col, node.row, location[0], location[1], action, probability)
-        )
+        self._ints.extend((node.level, node.col, node.row, location[0], location[1]))
+        self._actions.append(ACTIONS.index(action))
+        self._probabilities.append(probability)
+
+    def __len__(self) -> int:
+        return len(self._actions)
+
+    @property
+    def rows(self) -> Iterator[DecisionRow]:
+        """The rows in the order visited, as ``(level, col, row, x, y, action, p)`` tuples."""
+        ints = self._ints
+        for i, (action, p) in enumerate(zip(self._actions, self._probabilities, strict=True)):
+            level, col, row, x, y = ints[5 * i : 5 * i + 5]
+            yield level, col, row, x, y, ACTIONS[action], p
 
     def write_csv(self, path: Path) -> None:
-        lines = ["level,col,row,x,y,action,zoom_probability"]
-        lines += [f"{lv},{c},{r},{x},{y},{a},{p:.6f}" for lv, c, r, x, y, a, p in self.rows]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        """Write ``decisions.csv`` (streamed: never the whole table as text in memory)."""
+        with path.open("w", encoding="utf-8") as handle:
+            handle.write("level,col,row,x,y,action,zoom_probability\n")
+            for lv, c, r, x, y, a, p in self.rows:
+                handle.write(f"{lv},{c},{r},{x},{y},{a},{p:.6f}\n")
 
 
 @dataclass
