@@ -123,6 +123,22 @@ def test_same_names_in_different_folders_and_unusual_names(tiny_run, tmp_path):
         assert summary(tmp_path / "out" / name)["slide"] == str(path.resolve())
 
 
+def test_random_mode_restarts_its_generator_on_every_slide(tiny_run, tmp_path):
+    source = slides(tiny_run)[2]
+    copies = [tmp_path / folder / "x.tiff" for folder in ("a", "b")]
+    for copy in copies:
+        copy.parent.mkdir()
+        shutil.copy(source, copy)
+    args = [str(c) for c in copies] + ["--zoom-probability", "0.5", "--seed", "3"]
+    assert segment(tiny_run, tmp_path / "out", *args, mode="random").exit_code == 0
+    a, b = sorted((tmp_path / "out").glob("x-*"))
+    decisions = (a / layout.DECISIONS).read_text(encoding="utf-8")
+    assert decisions == (b / layout.DECISIONS).read_text(encoding="utf-8")
+    actions = [line.split(",")[5] for line in decisions.splitlines()[1:]]
+    assert "zoom" in actions and "break" in actions  # the decisions are random, yet equal
+    assert summary(a)["seed"] == 3 and summary(a)["zoom_probability"] == 0.5
+
+
 def test_globs_and_manifest_inputs(tiny_run, tmp_path):
     pattern = str(tiny_run / "data" / "slides" / "synth_00[01].tiff")
     result = segment(tiny_run, tmp_path / "glob", pattern, str(slides(tiny_run)[0]), mode="ud")

@@ -20,8 +20,9 @@ from shapely.geometry import shape
 from test_engine import ColourSegmenter, config_for
 
 from razn.engine import FixedLevel, ZoomEngine
-from razn.engine.batch import segment_one
+from razn.engine.batch import segment_one, segment_slides
 from razn.outputs import layout
+from razn.outputs.batch_table import read_batch_table
 from razn.outputs.ome_zarr import NOT_DECIDED, mode_downsample, read_decisions
 
 WIDTH, HEIGHT, MPP = 1100, 700, 0.5
@@ -139,3 +140,19 @@ def test_a_failed_slide_leaves_no_partial_folder(tmp_path):
     with pytest.raises(Exception, match=r"broken\.tiff"):
         segment_one(broken, engine, tmp_path / "out", {})
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_segment_slides_in_process_with_resume(slide_path, tmp_path):
+    models = [ColourSegmenter() for _ in range(3)]
+    engine = ZoomEngine(models, FixedLevel(0, name="ud"), config_for())
+    missing = tmp_path / "missing.svs"
+    out = tmp_path / "out"
+    first = segment_slides([slide_path, missing, slide_path], engine, out, {"run": "r"})
+    assert [(o.status, o.output) for o in first] == [("done", out / "blob"), ("failed", None)]
+    assert first[1].reason == f"{missing}: no such file"
+    again = segment_slides([slide_path], engine, out, {"run": "r"}, resume=True)
+    assert [(o.status, o.reason, o.patches) for o in again] == [
+        ("skipped", "already complete", first[0].patches)
+    ]
+    rows = read_batch_table(out / "batch.csv")
+    assert [(r["output"], r["status"]) for r in rows] == [("blob", "skipped")]

@@ -1,1 +1,2 @@
-"""Result files: per-slide summaries, decision tables and overlay images."""
+"""Result files: the layout of a slide's output folder, OME-Zarr label images, QuPath
+GeoJSON, overlay images and the batch table. The only room that knows these formats."""
