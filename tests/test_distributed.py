@@ -7,7 +7,7 @@ import pytest
 from test_batch import assert_same_outputs, segment, slides
 
 from razn.engine.batch import SlideJob
-from razn.engine.distributed import segment_on_dask, segment_task
+from razn.engine.distributed import segment_on_dask, segment_task, spread_over_gpus
 from razn.engine.spec import EngineSpec
 from razn.errors import RaznError
 from razn.outputs.batch_table import BatchTable, read_batch_table
@@ -62,3 +62,17 @@ def test_a_worker_that_cannot_build_the_engine_fails_the_slide(tmp_path):
     job = SlideJob(tmp_path / "s.svs", tmp_path / "out" / "s")
     outcome = segment_task(EngineSpec(tmp_path / "no_run", mode="ud"), job)
     assert outcome.status == "failed" and str(tmp_path / "no_run") in outcome.reason
+
+
+def test_local_workers_take_one_gpu_each(monkeypatch, tmp_path):
+    import torch
+
+    spec = EngineSpec(tmp_path / "run", device="auto")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [spread_over_gpus(spec, k).device for k in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
+    assert spread_over_gpus(spec, None) == spec  # not on a local worker
+    assert spread_over_gpus(EngineSpec(tmp_path, device="cpu"), 1).device == "cpu"
+    assert spread_over_gpus(EngineSpec(tmp_path, device="cuda:1"), 0).device == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert spread_over_gpus(spec, 1) == spec

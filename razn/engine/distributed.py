@@ -6,7 +6,8 @@ already pipelined inside), sent as an :class:`~razn.engine.spec.EngineSpec` and 
 :class:`~razn.engine.batch.SlideJob`: each worker process builds the engine once from
 the run directory (no network is pickled) and writes the slide's outputs itself, so
 the workers of a remote cluster must see the run, the slides and the output folder at
-the same paths. Outcomes come back as slides finish and are recorded in input order.
+the same paths. On a machine with several GPUs the local workers take one each, in
+turn. Outcomes come back as slides finish and are recorded in input order.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from razn.engine.batch import OnDone, SlideJob, run_job
@@ -64,15 +66,38 @@ def segment_on_dask(
 def segment_task(spec: EngineSpec, job: SlideJob, threads: int | None = None) -> SlideOutcome:
     """One slide on a worker, with the worker's engine for ``spec`` (built on first use)
     and ``threads`` torch threads (None: as the worker is set up)."""
-    if threads is not None:
+    if threads is not None:  # a LocalCluster worker
         import torch
 
         torch.set_num_threads(threads)
+        spec = spread_over_gpus(spec, _worker_index())
     try:
         engine = cached_engine(spec)
     except RaznError as exc:
         return SlideOutcome(job.slide, "failed", None, str(exc))
     return run_job(job, engine)
+
+
+def spread_over_gpus(spec: EngineSpec, worker: int | None) -> EngineSpec:
+    """``spec`` for local worker number ``worker``: on a machine with several GPUs, worker
+    ``k`` of an ``auto`` or ``cuda`` spec uses GPU ``k mod count`` (not all of them GPU 0)."""
+    import torch
+
+    if worker is None or spec.device not in ("auto", "cuda") or not torch.cuda.is_available():
+        return spec
+    count = torch.cuda.device_count()
+    return spec if count < 2 else replace(spec, device=f"cuda:{worker % count}")
+
+
+def _worker_index() -> int | None:
+    """The number of this LocalCluster worker (its name), or None outside one."""
+    from distributed import get_worker
+
+    try:
+        name = get_worker().name
+    except ValueError:  # not running on a worker
+        return None
+    return name if isinstance(name, int) else None
 
 
 def _outcome(future: Any, job: SlideJob) -> SlideOutcome:
