@@ -45,6 +45,17 @@ class LabelWriter:
                 f"{geometry.extent(geometry.finest_level)} (level-0 px) into whole pixels"
             )
         self.chunk = round(chunk)
+        for d in geometry.downsamples:
+            # resample_labels repeats or subsamples by whole pixels only: 4 px at d = 2
+            # onto d_out = 3 would be written as 1.5 px each, overlapping their neighbours
+            ratio = d / self.downsample
+            steps = ratio if ratio >= 1 else 1 / ratio
+            if abs(steps - round(steps)) > 1e-9:
+                raise RaznError(
+                    f"output downsample {downsample} must be a whole multiple or a whole "
+                    f"fraction of every working downsample {list(geometry.downsamples)}; "
+                    f"{d} / {downsample} is not"
+                )
         width, height = level_size(dimensions, self.downsample)
         self.array = zarr.create_array(
             store=str(path),
