@@ -27,7 +27,7 @@ def test_unknown_stats_transform_is_refused():
 
 def test_stats_normalisation_is_the_mean_and_floored_std_of_the_transformed_stats():
     stats = np.array([[0.0, 0.5], [0.2, 0.5], [0.4, 0.5]], np.float32)
-    raw = stats_normalisation(stats, PolicyNetConfig(standardize_stats=True))
+    raw = stats_normalisation(stats, PolicyNetConfig(stats_transform="raw"))
     assert raw["stats_mean"] == pytest.approx([0.2, 0.5])
     # population std of (0, 0.2, 0.4) is sqrt(0.08/3); a constant stat gets the floor
     assert raw["stats_std"] == pytest.approx([(0.08 / 3) ** 0.5, 1e-3])
@@ -36,11 +36,11 @@ def test_stats_normalisation_is_the_mean_and_floored_std_of_the_transformed_stat
     )
     assert len(logged["stats_mean"]) == 4
     assert logged["stats_mean"][:2] == pytest.approx([0.2, 0.5])
-    assert stats_normalisation(stats, PolicyNetConfig()) == {}
+    assert stats_normalisation(stats, PolicyNetConfig(standardize_stats=False)) == {}
 
 
 def test_standardised_stats_reach_the_embedding_as_z_scores():
-    net = PolicyNetConfig(cnn_channels=(4,), stats_features=2, hidden=(4,), standardize_stats=True)
+    net = PolicyNetConfig(cnn_channels=(4,), stats_features=2, hidden=(4,), stats_transform="raw")
     space = build_policy(ObservationConfig(size=36), 2, net).observation_space
     kwargs = policy_kwargs(net, {"stats_mean": [0.5] * 7, "stats_std": [0.25] * 7})
     features = kwargs["features_extractor_class"](space, **kwargs["features_extractor_kwargs"])

@@ -16,15 +16,15 @@ class PolicyNetConfig:
 
     cnn_channels: tuple[int, ...] = (16, 32, 64)
     """Output channels of the stride-2 convolutions over image + segmentation view."""
-    stats_features: int = 32
+    stats_features: int = 64
     """Width of the layer embedding the summary statistics."""
-    hidden: tuple[int, ...] = (64,)
+    hidden: tuple[int, ...] = (64, 64)
     """Hidden layers of the policy and value heads (SB3 ``net_arch``)."""
-    stats_transform: str = "raw"
+    stats_transform: str = "log"
     """``raw``: the stats as they are; ``log``: each stat also on a log scale,
     ``log(x + 1e-3)`` mapped to [0, 1], so that differences among small values (mean
     entropy is often below 0.1) reach the network as large as those among large ones."""
-    standardize_stats: bool = False
+    standardize_stats: bool = True
     """Shift and scale the (transformed) stats by their mean and standard deviation over
     the training patches of the level (stored with the policy's weights)."""
 

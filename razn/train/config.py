@@ -108,10 +108,12 @@ class PolicyTrainConfig:
     """Rollout length per environment between PPO updates."""
     batch_size: int = 256
     """PPO minibatch size."""
-    n_epochs: int = 4
-    """PPO passes over each rollout."""
-    learning_rate: float = 3e-4
-    """Adam learning rate."""
+    n_epochs: int = 10
+    """PPO passes over each rollout (more gradient steps per sample: the bandit's rewards are
+    cheap to revisit, the 20,000 samples are not)."""
+    learning_rate: float = 1e-3
+    """Adam learning rate (3e-4 left the finest-level policy at *never zoom* on the
+    benchmark's 20,000 steps; 1e-3 with standardised stats reaches uncertainty's reward)."""
     ent_coef: float = 0.01
     """Entropy bonus: keeps the policy exploring both actions early on."""
     clip_range: float = 0.2
