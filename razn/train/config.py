@@ -108,9 +108,9 @@ class PolicyTrainConfig:
     """Rollout length per environment between PPO updates."""
     batch_size: int = 256
     """PPO minibatch size."""
-    n_epochs: int = 10
-    """PPO passes over each rollout (more gradient steps per sample: the bandit's rewards are
-    cheap to revisit, the 20,000 samples are not)."""
+    n_epochs: int = 4
+    """PPO passes over each rollout (10 gave g_2 a 2 % higher held-out reward on the
+    benchmark's val trees for 2.2× the training time)."""
     learning_rate: float = 1e-3
     """Adam learning rate (3e-4 left the finest-level policy at *never zoom* on the
     benchmark's 20,000 steps; 1e-3 with standardised stats reaches uncertainty's reward)."""
