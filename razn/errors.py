@@ -49,5 +49,9 @@ class CheckpointError(RaznError):
     """A checkpoint or run directory is missing, corrupt, tampered with or incompatible."""
 
 
+class InferenceError(RaznError):
+    """A network gave outputs that cannot be labels (NaN or infinite values)."""
+
+
 class OutputError(RaznError):
     """A segmentation output folder is missing files or cannot be read."""

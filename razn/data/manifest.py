@@ -164,6 +164,9 @@ def _entry(
             f"row {line}: {len(row)} field(s), too few for the header's columns", path
         )
     cell = {c: row[i].strip() for c, i in columns.items()}
+    for column in ("slide", "mask"):
+        if "\x00" in cell[column]:  # no file system path holds one; pathlib would raise
+            raise ManifestError(f"row {line}, column {column!r}: path holds a NUL byte", path)
     if not cell["slide"]:
         raise ManifestError(f"row {line}, column 'slide': empty; expected a slide path", path)
     if not cell["mask"] and require_masks:

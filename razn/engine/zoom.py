@@ -26,7 +26,7 @@ from razn.config import check_range
 from razn.engine.deciders import Decider
 from razn.engine.reader import PatchReader
 from razn.engine.stitch import LabelWriter
-from razn.errors import ConfigError
+from razn.errors import ConfigError, InferenceError
 from razn.geometry import Node
 from razn.models import Segmenter, class_labels, predict_probs
 from razn.models.device import PRECISIONS, autocast_dtype
@@ -184,6 +184,7 @@ class _SlideRun:
         self.geometry = engine.geometry
         self.tissue = tissue
         self.progress = progress
+        self.slide_path = slide.path
         plans = plan_levels(slide, self.geometry.downsamples)
         cfg = engine.engine
         pinned = engine.device.type == "cuda"
@@ -218,6 +219,7 @@ class _SlideRun:
             )
             zoom, probability = decider.decide(level, batch, observations)
             self.result.timings["policy"] += time.perf_counter() - start
+            self._check_finite(probability, f"{decider.name} decider", level, batch)
             children += self._apply(batch, zoom, probability, probs, on_tissue)
         return children
 
@@ -239,6 +241,23 @@ class _SlideRun:
             p_zoom = np.array([break_probability[n] for n in batch], np.float32)
             self._apply(batch, np.zeros(len(batch), bool), p_zoom, probs, on_tissue)
         return children
+
+    def _check_finite(
+        self, values: np.ndarray, source: str, level: int, batch: Sequence[Node]
+    ) -> None:
+        """Refuse NaN or infinite network outputs: argmax would turn them into labels that
+        look real (NaN compares false, so every such pixel would become class 0)."""
+        finite = np.isfinite(values.reshape(len(batch), -1)).all(axis=1)
+        if finite.all():
+            return
+        first = batch[int(np.argmin(finite))]
+        raise InferenceError(
+            f"{source} gave NaN or infinite outputs for {int((~finite).sum())} of "
+            f"{len(batch)} patches at level {level} (first at level-0 "
+            f"{self.geometry.location(first)}); nothing was written for this slide; "
+            "check the run's checkpoints, or try --precision fp32",
+            self.slide_path,
+        )
 
     def _drop_empty(self, nodes: list[Node]) -> list[Node]:
         """Nodes holding no tissue are background: logged, never read."""
@@ -264,6 +283,7 @@ class _SlideRun:
         model, batch_size = self.engine.segmenters[level], self.engine.engine.batch_size
         probs = predict_probs(model, patches, batch_size, autocast=self.engine.autocast)
         self.result.timings["segment"] += time.perf_counter() - start
+        self._check_finite(probs, f"segmenter f_{level}", level, batch)
         self.result.patches[level] += len(batch)
         size = self.geometry.patch_size
         downsample = self.geometry.downsamples[level]

@@ -206,7 +206,7 @@ class LabelMask:
             raise MaskError(
                 f"mask has class values {shown} outside 0..{num_classes - 1} "
                 f"(255 = ignore); expected labels of {num_classes} classes — "
-                "check num_classes or remap the mask",
+                "check data.class_names or remap the mask",
                 self.path,
             )
 
