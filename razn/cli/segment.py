@@ -107,7 +107,7 @@ def command(
     """Segment each SLIDE (a path or a glob pattern) into OUT/<slide name>/: OME-Zarr labels and
     zoom map, decisions.csv, regions.geojson, overlay.png and summary.json. A slide that fails
     is reported (one line) and the others go on; the exit code is 2 if any failed."""
-    from razn.engine.batch import open_batch_table, plan_jobs, run_jobs
+    from razn.engine.batch import open_batch_table, output_lock, plan_jobs, run_jobs
     from razn.engine.inputs import expand_inputs
     from razn.engine.spec import EngineSpec, cached_engine
 
@@ -123,16 +123,17 @@ def command(
     extra = spec.summary_extra(engine)
     version = cast("NgffVersion", ngff_version)
     jobs = plan_jobs(paths, out_dir, extra, ngff_version=version, resume=resume)
-    table = open_batch_table(out_dir, len(jobs))
     started = time.perf_counter()
-    if not parallel:
-        outcomes = run_jobs(jobs, engine, table, progress=not quiet, on_done=_report)
-    else:
-        from razn.engine.distributed import segment_on_dask
+    with output_lock(out_dir):  # a second batch on OUT fails here, before touching anything
+        table = open_batch_table(out_dir, len(jobs))
+        if not parallel:
+            outcomes = run_jobs(jobs, engine, table, progress=not quiet, on_done=_report)
+        else:
+            from razn.engine.distributed import segment_on_dask
 
-        outcomes = segment_on_dask(
-            spec, jobs, table, workers=workers, scheduler=scheduler, on_done=_report
-        )
+            outcomes = segment_on_dask(
+                spec, jobs, table, workers=workers, scheduler=scheduler, on_done=_report
+            )
     failed = [o for o in outcomes if o.status == "failed"]
     skipped = sum(o.status == "skipped" for o in outcomes)
     done = len(outcomes) - len(failed) - skipped

@@ -16,10 +16,13 @@ as an uninterrupted one, and so does a batch spread over Dask workers
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from typing import Any
 from razn.engine.inputs import output_name, output_names, unique_paths
 from razn.engine.slide_outputs import write_slide_outputs
 from razn.engine.zoom import SlideResult, ZoomEngine
-from razn.errors import RaznError
+from razn.errors import OutputError, RaznError
 from razn.outputs import layout
 from razn.outputs.batch_table import BatchTable, SlideOutcome
 from razn.outputs.ome_zarr import NgffVersion
@@ -35,10 +38,13 @@ from razn.slide import open_slide
 from razn.slide.tissue import detect_tissue
 
 BATCH_TABLE = "batch.csv"
+LOCK_FILE = ".razn.lock"
+"""Held (``flock``) by the batch writing into an output folder, and removed when it ends."""
 
 __all__ = [
     "SlideJob",
     "SlideOutcome",
+    "output_lock",
     "output_name",
     "plan_jobs",
     "run_jobs",
@@ -92,7 +98,68 @@ def segment_slides(
 ) -> list[SlideOutcome]:
     """Segment every slide in this process; one outcome per distinct slide, in order."""
     jobs = plan_jobs(slides, out_dir, extra_summary, ngff_version=ngff_version, resume=resume)
-    return run_jobs(jobs, engine, open_batch_table(out_dir, len(jobs)), progress, on_done)
+    with output_lock(out_dir):
+        return run_jobs(jobs, engine, open_batch_table(out_dir, len(jobs)), progress, on_done)
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``OUT_DIR/.razn.lock`` for a batch (the folder is created); a second batch on
+    the same folder fails at once with an :class:`OutputError` instead of interleaving
+    its writes with the first one's. The kernel drops the lock when the process ends, even
+    by SIGKILL; a lock file left behind then is taken over by the next batch."""
+    out_dir = Path(out_dir)
+    path = out_dir / LOCK_FILE
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle = _acquire(path, out_dir)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to the output folder: {_os_reason(exc)}", out_dir
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still locked: see _acquire
+        handle.close()
+
+
+def _acquire(path: Path, out_dir: Path):
+    """Open and lock ``path``. A holder unlinks the file before it unlocks, so a lock won on
+    a file that is no longer at ``path`` is stale: try again on the new file."""
+    for _ in range(10):
+        handle = path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise OutputError(
+                f"another razn segment ({holder}) is writing to this output folder; wait for "
+                "it to finish or choose another --out",
+                out_dir,
+            ) from None
+        except OSError:
+            handle.close()
+            raise
+        try:
+            same = os.fstat(handle.fileno()).st_ino == path.stat().st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return handle
+        handle.close()
+    raise OutputError("cannot lock the output folder: its lock file keeps changing", out_dir)
+
+
+def _os_reason(exc: OSError) -> str:
+    """``[Errno 28] No space left on device`` without the file name (the caller names it)."""
+    return f"[Errno {exc.errno}] {exc.strerror}" if exc.strerror else str(exc)
 
 
 def run_jobs(
@@ -106,18 +173,30 @@ def run_jobs(
     outcomes = []
     for index, job in enumerate(jobs):
         outcome = run_job(job, engine, progress)
-        table.record(index, outcome)
+        record(table, index, outcome)
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
     return outcomes
 
 
+def record(table: BatchTable, index: int, outcome: SlideOutcome) -> None:
+    """``table.record``, with a full disk or a lost folder as one clear :class:`OutputError`
+    (the slides already done keep their complete folders; ``--resume`` skips them)."""
+    try:
+        table.record(index, outcome)
+    except OSError as exc:
+        raise OutputError(f"cannot update the batch table: {_os_reason(exc)}", table.path) from None
+
+
 def open_batch_table(out_dir: Path, count: int) -> BatchTable:
     """A fresh ``OUT_DIR/batch.csv`` for ``count`` slides (the folder is created)."""
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
     table = BatchTable(Path(out_dir) / BATCH_TABLE, count)
-    table.write()
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        table.write()
+    except OSError as exc:
+        raise OutputError(f"cannot write {BATCH_TABLE}: {_os_reason(exc)}", out_dir) from None
     return table
 
 
@@ -167,19 +246,26 @@ def segment_one(
     written to a temporary folder first and moved into place when complete."""
     target = Path(out_dir) / (name or output_name(path))
     partial = target.parent / f".{target.name}.partial"
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
     try:
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
         with open_slide(path) as slide:
             tissue = detect_tissue(slide, engine.config.tissue)
             labels = partial / layout.LABELS
             result = engine.segment(slide, labels, tissue=tissue, progress=progress)
             write_slide_outputs(partial, slide, engine, result, extra, ngff_version)
+        if target.exists():
+            shutil.rmtree(target)
+        partial.rename(target)
     except RaznError:
         shutil.rmtree(partial, ignore_errors=True)  # a failed slide leaves nothing behind
         raise
-    if target.exists():
-        shutil.rmtree(target)
-    partial.rename(target)
+    except OSError as exc:  # disk full, folder unwritable or removed: the slide failed
+        shutil.rmtree(partial, ignore_errors=True)
+        raise OutputError(
+            f"cannot write its outputs in {target.parent}: {_os_reason(exc)}; nothing of "
+            "this slide was kept — free space or fix the folder's permissions, then --resume",
+            path,
+        ) from None
     return target, result

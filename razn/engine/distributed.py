@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from razn.engine.batch import OnDone, SlideJob, run_job
+from razn.engine.batch import OnDone, SlideJob, record, run_job
 from razn.engine.spec import EngineSpec, cached_engine
 from razn.errors import RaznError
 from razn.outputs.batch_table import BatchTable, SlideOutcome
@@ -57,7 +57,7 @@ def segment_on_dask(
             index = futures[future]
             outcome = _outcome(future, jobs[index])
             outcomes[index] = outcome
-            table.record(index, outcome)
+            record(table, index, outcome)
             if on_done is not None:
                 on_done(outcome)
     return [o for o in outcomes if o is not None]
