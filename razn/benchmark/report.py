@@ -219,72 +219,8 @@ def markdown(
 
 
 def plot_pareto(rows: Sequence[dict[str, Any]], path: Path, default_lambda: float) -> None:
-    """Dice against seconds per test slide: razn as a curve over λ, the other modes as points."""
-    import matplotlib
+    """Dice against seconds per test slide: razn as a curve over λ, the other modes as points
+    (:func:`razn.inspection.figures.pareto_figure`)."""
+    from razn.inspection.figures import pareto_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 5), dpi=120)
-    clean = [r for r in rows if r["variant"] == "clean"]
-    seeds = {r["seed"] for r in clean if r["mode"] == "razn" and r["lambda"] is not None}
-    curve_seed = min(seeds) if seeds else None
-    curve = sorted(
-        (r for r in clean if r["mode"] == "razn" and r["seed"] == curve_seed),
-        key=lambda r: r["seconds"],
-    )
-    if curve:
-        x = [r["seconds"] / r["slides"] for r in curve]
-        y = [r["dice"] for r in curve]
-        axes.plot(x, y, "o-", color="tab:red", label="razn (λ sweep)")
-        for r, xi, yi in zip(curve, x, y, strict=True):
-            axes.annotate(
-                f"λ={r['lambda']:g}",
-                (xi, yi),
-                textcoords="offset points",
-                xytext=(4, -10),
-                fontsize=7,
-            )
-    defaults = [r for r in clean if r["mode"] == "razn" and _same(r["lambda"], default_lambda)]
-    if len(defaults) > 1:
-        xs = [r["seconds"] / r["slides"] for r in defaults]
-        ys = [r["dice"] for r in defaults]
-        axes.errorbar(
-            np.mean(xs),
-            np.mean(ys),
-            xerr=np.std(xs, ddof=1),
-            yerr=np.std(ys, ddof=1),
-            fmt="s",
-            color="darkred",
-            capsize=3,
-            label=f"razn λ={default_lambda:g}, {len(defaults)} seeds",
-        )
-    markers = {"ud": "v", "cip": "^", "uncertainty": "D", "random": "x", "oracle": "*"}
-    for r in clean:
-        if r["mode"] == "razn":
-            continue
-        marker = markers.get(r["mode"], "P")
-        label = (
-            r["mode"] if r["mode"] not in ("uncertainty", "random") else f"{r['mode']} (matched)"
-        )
-        axes.scatter(r["seconds"] / r["slides"], r["dice"], marker=marker, s=60, label=label)
-    for r in (r for r in rows if r["variant"] == "noisy"):
-        axes.scatter(
-            r["seconds"] / r["slides"],
-            r["dice"],
-            marker="o",
-            facecolors="none",
-            edgecolors="grey",
-            s=60,
-            label=f"{r['mode']} (noisy labels)",
-        )
-    handles, labels = axes.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    axes.legend(unique.values(), unique.keys(), fontsize=7, loc="lower right")
-    axes.set_xlabel("seconds per test slide")
-    axes.set_ylabel("foreground Dice (pooled)")
-    axes.set_title("razn: accuracy against compute")
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    pareto_figure(rows, default_lambda).savefig(path)
