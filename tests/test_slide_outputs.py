@@ -156,3 +156,16 @@ def test_segment_slides_in_process_with_resume(slide_path, tmp_path):
     ]
     rows = read_batch_table(out / "batch.csv")
     assert [(r["output"], r["status"]) for r in rows] == [("blob", "skipped")]
+
+
+def test_without_viewer_outputs_only_what_scoring_needs_is_written(slide_path, tmp_path):
+    models = [ColourSegmenter() for _ in range(3)]
+    engine = ZoomEngine(models, FixedLevel(1, name="fixed-1"), config_for())
+    folder, _ = segment_one(slide_path, engine, tmp_path, {"run": "r"}, viewer_outputs=False)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted([layout.LABELS, layout.DECISIONS, layout.SUMMARY])
+    summary = json.loads((folder / layout.SUMMARY).read_text(encoding="utf-8"))
+    assert summary["ngff_version"] is None and summary["mode"] == "fixed-1"
+    full, _ = segment(slide_path, tmp_path / "full")
+    labels = zarr.open_array(str(folder / layout.LABELS), mode="r")[...]
+    np.testing.assert_array_equal(labels, zarr.open_array(str(full / layout.LABELS), mode="r")[...])

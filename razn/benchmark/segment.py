@@ -2,7 +2,9 @@
 
 Slides are segmented one after another in this process (never two at once), so the
 seconds of different modes are comparable. A job's outputs are reused when their
-recorded key (segmenters, policies, mode parameters) is unchanged.
+recorded key (segmenters, policies, mode parameters) is unchanged. Each slide's folder
+holds ``labels.zarr``, ``decisions.csv`` and ``summary.json`` (no viewer outputs:
+``razn segment`` makes those).
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ def run_job(
             decider = job_decider(run, job, entry)
             engine = ZoomEngine(segmenters, decider, run.config, EngineConfig(device=device))
             extra = {"lambda": job.lam, "seed": job.seed, "benchmark_key": key, **job.params}
-            folder, _ = segment_one(entry.slide, engine, out_dir, extra)
+            # Scoring needs the labels and the summary; the viewer outputs (OME-Zarr,
+            # GeoJSON, overlay) would add more wall time than the segmentation itself.
+            folder, _ = segment_one(entry.slide, engine, out_dir, extra, viewer_outputs=False)
             summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         labels = zarr.open_array(str(folder / "labels.zarr"), mode="r")
         scores = score_labels(

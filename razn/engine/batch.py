@@ -241,9 +241,12 @@ def segment_one(
     *,
     name: str | None = None,
     ngff_version: NgffVersion = "0.4",
+    viewer_outputs: bool = True,
 ) -> tuple[Path, SlideResult]:
     """Segment one slide into ``out_dir/<name>/`` (default name: :func:`output_name`),
-    written to a temporary folder first and moved into place when complete."""
+    written to a temporary folder first and moved into place when complete. Without
+    ``viewer_outputs`` only ``labels.zarr``, ``decisions.csv`` and ``summary.json`` are
+    written (see :func:`razn.engine.slide_outputs.write_slide_outputs`)."""
     target = Path(out_dir) / (name or output_name(path))
     partial = target.parent / f".{target.name}.partial"
     try:
@@ -254,7 +257,7 @@ def segment_one(
             tissue = detect_tissue(slide, engine.config.tissue)
             labels = partial / layout.LABELS
             result = engine.segment(slide, labels, tissue=tissue, progress=progress)
-            write_slide_outputs(partial, slide, engine, result, extra, ngff_version)
+            write_slide_outputs(partial, slide, engine, result, extra, ngff_version, viewer_outputs)
         if target.exists():
             shutil.rmtree(target)
         partial.rename(target)

@@ -34,10 +34,23 @@ def write_slide_outputs(
     result: SlideResult,
     extra: dict[str, Any],
     ngff_version: NgffVersion = "0.4",
+    viewer_outputs: bool = True,
 ) -> None:
-    """Write every output but ``labels.zarr`` (already there) into ``folder``."""
+    """Write every output but ``labels.zarr`` (already there) into ``folder``; without
+    ``viewer_outputs`` only ``decisions.csv`` and ``summary.json`` (what scoring needs)."""
     start = time.perf_counter()
     result.decisions.write_csv(folder / layout.DECISIONS)
+    if viewer_outputs:
+        write_viewer_outputs(folder, slide, engine, result, ngff_version)
+    outputs = {"ngff_version": ngff_version if viewer_outputs else None}
+    outputs["output_seconds"] = time.perf_counter() - start
+    write_summary(folder / layout.SUMMARY, slide, engine, result, {**extra, **outputs})
+
+
+def write_viewer_outputs(
+    folder: Path, slide: Slide, engine: ZoomEngine, result: SlideResult, ngff_version: NgffVersion
+) -> None:
+    """The OME-Zarr class map and zoom map, the QuPath GeoJSON and the overlay."""
     labels = zarr.open_array(str(folder / layout.LABELS), mode="r")
     d_out, mpp = engine.output_downsample, slide.mpp
     class_names = list(engine.config.data.class_names)
@@ -57,8 +70,6 @@ def write_slide_outputs(
     )
     write_geojson(folder / layout.GEOJSON, ome_zarr_to_geojson(folder / layout.LABELS_OME))
     write_overlay(folder / layout.OVERLAY, slide, engine, result)
-    outputs = {"ngff_version": ngff_version, "output_seconds": time.perf_counter() - start}
-    write_summary(folder / layout.SUMMARY, slide, engine, result, {**extra, **outputs})
 
 
 def write_summary(
