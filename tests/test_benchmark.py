@@ -111,7 +111,7 @@ def test_new_policy_settings_retrain_the_policies_but_not_the_segmenters(tiny_be
     segmenters = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("segmenters/*.safetensors")}
     changed = folder / "benchmark_lr.yaml"
     changed.write_text(
-        TINY_BENCHMARK + "run_overrides: [policy.learning_rate=0.001]\n", encoding="utf-8"
+        TINY_BENCHMARK + "run_overrides: [policy.learning_rate=0.003]\n", encoding="utf-8"
     )
     args = ["benchmark", "--config", str(changed), "--out", str(out), "--quiet"]
     result = CliRunner().invoke(main, args)
@@ -120,7 +120,7 @@ def test_new_policy_settings_retrain_the_policies_but_not_the_segmenters(tiny_be
     after = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("segmenters/*.safetensors")}
     assert after == segmenters
     saved = (out / "runs/clean/policies/lam_0.01/config.yaml").read_text()
-    assert "learning_rate: 0.001" in saved
+    assert "learning_rate: 0.003" in saved
 
 
 def test_targets_from_known_rows():

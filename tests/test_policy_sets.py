@@ -10,7 +10,7 @@ import pytest
 from razn.benchmark.workers import policy_set_config
 from razn.config import dump_yaml, from_mapping
 from razn.errors import CheckpointError
-from razn.policy.store import policy_folder, policy_path
+from razn.policy.store import policy_folder, policy_path, record_digest
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
 from razn.train.policy import policies_exist
@@ -30,6 +30,7 @@ def _saved_set(tmp_path, config: RunConfig, lam: float, seed: int | None, levels
     dump_yaml(policy_set_config(config, lam, seed), folder / "config.yaml")
     for level in range(levels):
         policy_path(folder, level).write_bytes(b"weights")
+        record_digest(policy_path(folder, level))
     return SimpleNamespace(policies_dir=tmp_path / "policies", num_levels=3), folder
 
 
@@ -45,6 +46,17 @@ def test_a_policy_set_counts_only_for_the_policy_config_it_was_trained_with(tmp_
     assert not policies_exist(run, 0.01, 1, policy_set_config(config, 0.01, 1))
 
 
+def test_a_policy_changed_after_training_or_without_digests_means_not_trained(tmp_path):
+    config = _config()
+    run, folder = _saved_set(tmp_path, config, 0.01, None)
+    assert policies_exist(run, 0.01, None, policy_set_config(config, 0.01, None))
+    policy_path(folder, 0).write_bytes(b"other weights")
+    assert not policies_exist(run, 0.01, None)
+    (folder / "policies.json").unlink()
+    policy_path(folder, 0).write_bytes(b"weights")
+    assert not policies_exist(run, 0.01, None)
+
+
 def test_a_damaged_policy_config_means_not_trained(tmp_path):
     config = _config()
     run, folder = _saved_set(tmp_path, config, 0.01, None)
@@ -54,14 +66,14 @@ def test_a_damaged_policy_config_means_not_trained(tmp_path):
 
 def test_policy_sections_may_differ_only_when_allowed(tmp_path):
     run = RunDirectory.create(tmp_path / "run", _config())
-    new_policy = _config(learning_rate=0.001, timesteps=100)
+    new_policy = _config(learning_rate=0.003, timesteps=100)
     with pytest.raises(
         CheckpointError, match=r"differs at policy\.learning_rate, policy\.timesteps"
     ):
         RunDirectory.open_or_create(run.path, new_policy)
     reopened = RunDirectory.open_or_create(run.path, new_policy, policy_may_differ=True)
-    assert reopened.config.policy.learning_rate == 0.001
-    assert RunDirectory.open(run.path).config.policy.learning_rate == 0.0003  # on disk: unchanged
+    assert reopened.config.policy.learning_rate == 0.003
+    assert RunDirectory.open(run.path).config.policy.learning_rate == 0.001  # on disk: unchanged
     other_levels = replace(new_policy, levels=replace(new_policy.levels, patch_size=128))
     with pytest.raises(CheckpointError, match=r"differs at levels\.patch_size\)"):
         RunDirectory.open_or_create(run.path, other_levels, policy_may_differ=True)

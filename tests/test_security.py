@@ -168,8 +168,29 @@ def test_a_pickle_in_place_of_a_policy_is_refused_by_segment(tiny_run, tmp_path)
     result = segment(run, tiny_run, tmp_path / "out")
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"razn: error: {path}: not a valid safetensors")
+    # refused on its SHA-256 before it is parsed at all
+    assert lines == [
+        f"razn: error: {path}: does not match the SHA-256 recorded in policies.json: it was "
+        "modified or replaced — retrain the level (razn train-policy) or restore the file"
+    ]
     assert not marker.exists()
+
+
+def test_a_policy_with_flipped_weights_or_no_digests_is_refused_by_segment(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path)
+    path = run / "policies" / "lam_0.01" / "level_0.safetensors"
+    flip(path, path.stat().st_size // 2)  # tensor data, not the header: valid safetensors
+    load_policy(path)  # still a well-formed policy file on its own
+    result = segment(run, tiny_run, tmp_path / "out")
+    assert result.exit_code == 2 and "does not match the SHA-256 recorded" in result.output
+    (path.parent / "policies.json").unlink()
+    result = segment(run, tiny_run, tmp_path / "out2")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"razn: error: {path}: no readable policies.json beside it (the SHA-256 razn records "
+        "for every policy it saves): not trained by this version of razn; retrain with razn "
+        "train-policy"
+    ]
 
 
 def test_a_hostile_optimizer_checkpoint_is_not_unpickled(tiny_run, tmp_path):

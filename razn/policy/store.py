@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from razn.config import from_mapping, to_dict
+from razn.digest import file_sha256
 from razn.errors import CheckpointError
 from razn.observation import ObservationConfig, observation_space
 from razn.policy.config import PolicyNetConfig
@@ -19,6 +20,9 @@ from razn.policy.features import policy_kwargs
 from razn.safe_weights import load_module, read_metadata, save_module
 
 POLICY_FORMAT = "razn-policy/1"
+DIGESTS = "policies.json"
+"""The file in a policy folder recording the SHA-256 of every policy razn saved there."""
+DIGESTS_FORMAT = "razn-policies/1"
 
 
 def build_policy(observation: ObservationConfig, num_classes: int, net: PolicyNetConfig):
@@ -82,6 +86,51 @@ def policy_path(folder: Path, level: int) -> Path:
     return Path(folder) / f"level_{level}.safetensors"
 
 
+def record_digest(path: Path) -> None:
+    """Record the SHA-256 of the policy file ``path`` in its folder's ``policies.json``."""
+    path = Path(path)
+    digests = _read_digests(path.parent) or {"format": DIGESTS_FORMAT, "sha256": {}}
+    digests["sha256"][path.name] = file_sha256(path)
+    target = path.parent / DIGESTS
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(digests, indent=2, sort_keys=True), encoding="utf-8")
+    partial.replace(target)
+
+
+def verify_digest(path: Path) -> None:
+    """Refuse a policy file whose SHA-256 is not the one razn recorded when it saved it."""
+    path = Path(path)
+    if not path.is_file():
+        return  # load_policy names the missing file
+    digests = _read_digests(path.parent)
+    if digests is None:
+        raise CheckpointError(
+            f"no readable {DIGESTS} beside it (the SHA-256 razn records for every policy it "
+            "saves): not trained by this version of razn; retrain with razn train-policy",
+            path,
+        )
+    recorded = digests["sha256"].get(path.name)
+    if recorded is None or file_sha256(path) != recorded:
+        raise CheckpointError(
+            f"does not match the SHA-256 recorded in {DIGESTS}: it was modified or replaced "
+            "— retrain the level (razn train-policy) or restore the file",
+            path,
+        )
+
+
+def _read_digests(folder: Path) -> dict[str, Any] | None:
+    try:
+        digests = json.loads((Path(folder) / DIGESTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    valid = (
+        isinstance(digests, dict)
+        and digests.get("format") == DIGESTS_FORMAT
+        and isinstance(digests.get("sha256"), dict)
+    )
+    return digests if valid else None
+
+
 def load_policies(folder: Path, num_levels: int, device: str = "cpu") -> dict[int, Any]:
     """g_0 … g_{m−1} from ``folder``; a missing level is an error naming the file."""
     folder = Path(folder)
@@ -94,6 +143,7 @@ def load_policies(folder: Path, num_levels: int, device: str = "cpu") -> dict[in
             + (f"; trained: {', '.join(trained)}" if trained else "; run razn train-policy first"),
             folder,
         )
-    return {
-        level: load_policy(policy_path(folder, level), device)[0] for level in range(num_levels - 1)
-    }
+    paths = [policy_path(folder, level) for level in range(num_levels - 1)]
+    for path in paths:
+        verify_digest(path)  # before the file is parsed at all
+    return {level: load_policy(path, device)[0] for level, path in enumerate(paths)}

@@ -35,7 +35,13 @@ from razn.engine.deciders import zoom_probability
 from razn.errors import ConfigError, RaznError
 from razn.observation import ENTROPY_STAT, TISSUE_STAT
 from razn.policy.features import policy_kwargs, stats_normalisation
-from razn.policy.store import policy_folder, policy_path, save_policy
+from razn.policy.store import (
+    policy_folder,
+    policy_path,
+    record_digest,
+    save_policy,
+    verify_digest,
+)
 from razn.rewards import RewardConfig
 from razn.run_config import RunConfig
 from razn.run_dir import POLICY_SECTIONS, RUNTIME_KEYS, config_differences
@@ -267,6 +273,7 @@ def train_policies(
             settings,
             reward,
         )
+        record_digest(policy_path(folder, level))
         zoom[level] = probabilities > 0.5
         reports.append(report)
     return reports
@@ -291,10 +298,17 @@ def judge_held_out(
 def policies_exist(
     run: Any, lam: float, seed: int | None = None, config: RunConfig | None = None
 ) -> bool:
-    """True when every g_i of ``run`` for λ = ``lam`` (and PPO ``seed``) has been saved and,
-    if ``config`` is given, was trained with its ``policy`` and ``reward`` sections."""
+    """True when every g_i of ``run`` for λ = ``lam`` (and PPO ``seed``) has been saved (with
+    the SHA-256 razn recorded for it) and, if ``config`` is given, was trained with its
+    ``policy`` and ``reward`` sections."""
     folder = policy_folder(run.policies_dir, lam, seed)
-    if not all(policy_path(folder, level).is_file() for level in range(run.num_levels - 1)):
+    paths = [policy_path(folder, level) for level in range(run.num_levels - 1)]
+    if not all(path.is_file() for path in paths):
+        return False
+    try:
+        for path in paths:
+            verify_digest(path)
+    except RaznError:  # unverifiable or changed files are trained again
         return False
     return config is None or trained_with(folder, config)
 
