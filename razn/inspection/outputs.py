@@ -9,7 +9,7 @@ different thing: ``working_downsamples[i]`` level-0 pixels per pixel at working 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class SlideOutputs:
 
     folder: Path
     summary: dict[str, Any]
+    _decisions: Any = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def open(cls, folder: str | Path) -> SlideOutputs:
@@ -120,7 +121,15 @@ class SlideOutputs:
     # -- decisions --------------------------------------------------------------
     def decisions(self):  # -> pandas.DataFrame
         """Every node the engine visited: level, col, row, x, y (level-0 px), action
-        (``zoom``, ``break`` or ``empty``) and zoom_probability, one row per node."""
+        (``zoom``, ``break`` or ``empty``) and zoom_probability, one row per node.
+
+        The CSV is parsed once (every figure needs it); each call returns a copy, so a
+        caller may add columns freely."""
+        if self._decisions is None:
+            self._decisions = self._read_decisions()
+        return self._decisions.copy()
+
+    def _read_decisions(self):  # -> pandas.DataFrame
         import pandas as pd
 
         try:
