@@ -132,7 +132,7 @@ def run_demo(
             f"[{time.perf_counter() - started:5.0f} s] f_{result.level}: val Dice {result.val_dice}"
         )
     if not policies_exist(run, run.config.reward.lam, None, run.config):
-        for report in train_policies(run, progress=progress):
+        for report in train_policies(run, progress=progress, reuse=True):
             say(
                 f"[{time.perf_counter() - started:5.0f} s] g_{report.level}: zoom rate {report.zoom_rate:.2f}"
             )

@@ -79,16 +79,22 @@ def make_observations(
     num_classes = probs.shape[1]
     probs_t = torch.from_numpy(np.array(probs, dtype=np.float32))  # a writable copy
     entropy = _normalised_entropy(probs_t)  # (N, P, P)
-    image = torch.from_numpy(patches.astype(np.float32)).permute(0, 3, 1, 2)  # a writable copy
     seg = torch.cat([entropy[:, None], probs_t[:, 1:]], dim=1)
     stats = _stats(probs_t, entropy, torch.as_tensor(tissue_share, dtype=torch.float32))
     return {
-        "image": _to_uint8(_resize(image, config.size)),
+        "image": image_view(patches, config),
         "seg": _to_uint8(_resize(seg * 255.0, config.size)),
         "stats": stats.numpy()
         .astype(np.float32)
         .reshape(len(patches), NUM_FIXED_STATS + num_classes),
     }
+
+
+def image_view(patches: np.ndarray, config: ObservationConfig) -> np.ndarray:
+    """The observation's ``"image"``: ``(N, P, P, 3)`` uint8 patches area-downsized to
+    ``(N, 3, S, S)`` uint8."""
+    image = torch.from_numpy(patches.astype(np.float32)).permute(0, 3, 1, 2)  # a writable copy
+    return _to_uint8(_resize(image, config.size))
 
 
 def _normalised_entropy(probs: torch.Tensor) -> torch.Tensor:

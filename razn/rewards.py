@@ -189,3 +189,19 @@ def oracle_zoom(
     :func:`oracle_rewards` is positive."""
     rewards = oracle_rewards(errors, area, reward, rate, unit_area)
     return {level: gain > 0 for level, gain in rewards.items()}
+
+
+def expand(values: np.ndarray, rate: int) -> np.ndarray:
+    """Each ``(R, n, n)`` node's value repeated over its ``r × r`` children, ``(R, n·r, n·r)``."""
+    return np.repeat(np.repeat(values, rate, axis=1), rate, axis=2)
+
+
+def reached_nodes(
+    zoom: Mapping[int, np.ndarray], tissue: Sequence[np.ndarray], rate: int
+) -> list[np.ndarray]:
+    """Per decision level, the tissue nodes a decider reaches (every ancestor zoomed)."""
+    reached = [tissue[0].astype(bool)]
+    for level in range(1, len(tissue)):
+        parents = reached[-1] & np.asarray(zoom[level - 1], bool)
+        reached.append(expand(parents, rate) & tissue[level])
+    return reached

@@ -14,6 +14,7 @@ from razn.errors import ConfigError
 from razn.geometry import ZoomGeometry
 from razn.models.factory import SegmenterConfig
 from razn.observation import ObservationConfig
+from razn.policy.config import GateConfig
 from razn.rewards import RewardConfig
 from razn.slide.tissue import TissueConfig
 from razn.train.config import PolicyTrainConfig, SegTrainConfig
@@ -77,6 +78,7 @@ class RunConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     seg_train: SegTrainConfig = field(default_factory=SegTrainConfig)
     policy: PolicyTrainConfig = field(default_factory=PolicyTrainConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
         finest = self.levels.downsamples[-1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -29,7 +30,7 @@ dataset:
   seed: 3
   synth: {val_fraction: 0.34, test_fraction: 0.34}
 run_config: tiny_run.yaml
-lambdas: [0.004]
+lambdas: [0.004, 0.01]
 seeds: [0, 1]
 label_noise_um: 4.0
 evaluation_downsample: 1.0
@@ -52,9 +53,18 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
     out, output = tiny_benchmark
     rows = json.loads((out / "results.json").read_text())
     modes = sorted({(r["variant"], r["mode"], r["lambda"], r["seed"]) for r in rows}, key=str)
+    # the default λ was chosen on the val slide, by the rule, from the sweep's figures there
+    selection = json.loads((out / "lambda_selection.json").read_text())
+    lam = selection["chosen"]
+    good = [
+        c["lambda"] for c in selection["candidates"] if c["dice"] >= 0.98 * selection["cip_dice"]
+    ]
+    assert lam == (max(good) if good else 0.004) and selection["split"] == "val"
+    assert sorted(c["lambda"] for c in selection["candidates"]) == [0.004, 0.01]
+    assert json.loads((out / "benchmark.json").read_text())["default_lambda"] == lam
     expected = [
         ("clean", "razn", 0.01, 0),
-        ("clean", "razn", 0.01, 1),
+        ("clean", "razn", lam, 1),
         ("clean", "razn", 0.004, 0),
         ("clean", "ud", None, None),
         ("clean", "fixed-1", None, None),
@@ -63,8 +73,8 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
         ("clean", "uncertainty", None, 1),
         ("clean", "random", None, 0),
         ("clean", "random", None, 1),
-        ("clean", "oracle", 0.01, None),
-        ("noisy", "razn", 0.01, 0),
+        ("clean", "oracle", lam, None),
+        ("noisy", "razn", lam, 0),
         ("noisy", "cip", None, None),
     ]
     assert modes == sorted(expected, key=str)
@@ -78,6 +88,11 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
     assert by_mode["cip"]["patches"][:2] == [0, 0]
     assert by_mode["fixed-1"]["patches"][0] == 0 and by_mode["fixed-1"]["patches"][2] == 0
     assert "thresholds" in by_mode["uncertainty"] and "probabilities" in by_mode["random"]
+    # only razn has gates, and none at the finest level (every node there breaks)
+    assert all(len(r["gated"]) == 3 and r["gated"][2] == 0 for r in rows)
+    assert all(r["gated"] == [0, 0, 0] for r in rows if r["mode"] != "razn")
+    gates = json.loads((out / "runs/clean/policies/lam_0.01/gates.json").read_text())
+    assert [g["level"] for g in gates["levels"]] == [0, 1]
     # each policy level was judged on the val slides against the baselines at equal zooms
     report = json.loads((out / "runs/clean/policies/lam_0.01/level_0.json").read_text())
     held_out = report["held_out"]
@@ -116,7 +131,8 @@ def test_new_policy_settings_retrain_the_policies_but_not_the_segmenters(tiny_be
     args = ["benchmark", "--config", str(changed), "--out", str(out), "--quiet"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "training 4 policy sets" in result.output and "segmenters" not in result.output
+    trained = re.findall(r"training (\d+) policy sets", result.output)
+    assert sum(map(int, trained)) == 4 and "segmenters" not in result.output
     after = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("segmenters/*.safetensors")}
     assert after == segmenters
     saved = (out / "runs/clean/policies/lam_0.01/config.yaml").read_text()

@@ -45,7 +45,13 @@ class BenchmarkConfig:
     run_overrides: tuple[str, ...] = ()
     """``key=value`` overrides of the run config (``data.manifest`` is set by the benchmark)."""
     lambdas: tuple[float, ...] = (0.0025, 0.005, 0.01, 0.02, 0.04)
-    """λ values of the razn curve; the run's ``reward.lam`` is the default λ and is added if missing."""
+    """λ values of the razn curve."""
+    select_lambda: bool = True
+    """Choose the default λ on the ``match_split`` slides: the largest λ of ``lambdas`` whose
+    razn Dice there is at least ``lambda_dice_ratio`` × cip's (the smallest λ if none is).
+    False: the run's ``reward.lam`` is the default λ (added to the sweep if missing)."""
+    lambda_dice_ratio: float = 0.98
+    """Share of cip's Dice the default λ must keep on the ``match_split`` slides."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Policy training seeds at the default λ; ``uncertainty`` and ``random`` are matched to each."""
     modes: tuple[str, ...] = BENCHMARK_MODES
@@ -76,6 +82,7 @@ class BenchmarkConfig:
             raise ConfigError("seeds must list at least one seed")
         if self.match_split == "test":
             raise ConfigError("match_split must not be test: nothing is tuned on the test slides")
+        check_range("lambda_dice_ratio", self.lambda_dice_ratio, low=0, high=1)
         check_range("label_noise_um", self.label_noise_um, low=0)
         check_range("evaluation_downsample", self.evaluation_downsample, low=1)
         check_range("workers", self.workers, low=1)

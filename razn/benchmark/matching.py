@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from razn.observation import ENTROPY_STAT, TISSUE_STAT
-from razn.rewards import oracle_zoom
+from razn.rewards import expand, oracle_zoom, reached_nodes
 
 __all__ = [
     "ENTROPY_STAT",
@@ -35,22 +35,6 @@ __all__ = [
     "threshold_for_share",
     "zoom_shares",
 ]
-
-
-def expand(values: np.ndarray, rate: int) -> np.ndarray:
-    """Each ``(R, n, n)`` node's value repeated over its ``r × r`` children, ``(R, n·r, n·r)``."""
-    return np.repeat(np.repeat(values, rate, axis=1), rate, axis=2)
-
-
-def reached_nodes(
-    zoom: Mapping[int, np.ndarray], tissue: Sequence[np.ndarray], rate: int
-) -> list[np.ndarray]:
-    """Per decision level, the tissue nodes a decider reaches (every ancestor zoomed)."""
-    reached = [tissue[0].astype(bool)]
-    for level in range(1, len(tissue)):
-        parents = reached[-1] & np.asarray(zoom[level - 1], bool)
-        reached.append(expand(parents, rate) & tissue[level])
-    return reached
 
 
 def zoom_shares(

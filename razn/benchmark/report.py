@@ -40,20 +40,24 @@ def write_reports(
     config: BenchmarkConfig,
     default_lambda: float,
     wall_seconds: float,
+    selection: dict[str, Any] | None = None,
 ) -> list[Target]:
-    """Write every report file into ``out`` and return the targets."""
+    """Write every report file into ``out`` and return the targets; ``selection`` is how the
+    default λ was chosen (``lambda_selection.json``), if it was."""
     targets = evaluate_targets(rows, default_lambda)
     (out / "results.json").write_text(json.dumps(list(rows), indent=2) + "\n", encoding="utf-8")
     meta = {
         "config": to_dict(config),
         "default_lambda": default_lambda,
+        "lambda_selection": selection,
         "wall_seconds": wall_seconds,
         "dice": "foreground mean over classes 1..K-1, pooled over the test slides",
         "targets": [t.as_dict() for t in targets],
     }
     (out / "benchmark.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     (out / "results.md").write_text(
-        markdown(rows, targets, config, default_lambda, wall_seconds), encoding="utf-8"
+        markdown(rows, targets, config, default_lambda, wall_seconds, selection),
+        encoding="utf-8",
     )
     plot_pareto(rows, out / "pareto.png", default_lambda)
     return targets
@@ -186,8 +190,9 @@ def markdown(
     config: BenchmarkConfig,
     default_lambda: float,
     wall_seconds: float,
+    selection: dict[str, Any] | None = None,
 ) -> str:
-    """``results.md``: the table of every row, then the targets."""
+    """``results.md``: how the default λ was chosen, the table of every row, then the targets."""
     spec = config.dataset
     slides = rows[0]["slides"] if rows else 0
     lines = [
@@ -196,10 +201,25 @@ def markdown(
         f"{slides} held-out test slides of {spec.size[0]}×{spec.size[1]} px (dataset seed "
         f"{spec.seed}); default λ = {default_lambda:g}; Dice and IoU: foreground classes, "
         f"pooled over the test slides, at downsample {config.evaluation_downsample:g}; "
-        "seconds: engine time summed over the test slides (read, segment, policy, write).",
+        "seconds: engine time summed over the test slides (read, segment, policy, write); "
+        "patches: f_i segmentations per level; gated: nodes per level zoomed by the image-only "
+        "gate without f_i.",
         "",
-        "| run | mode | λ | seed | Dice | IoU | Dice per class | seconds | patches per level | level-0 Mpx read |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    if selection:
+        candidates = ", ".join(
+            f"λ = {c['lambda']:g}: {c['dice']:.4f}" for c in selection["candidates"]
+        )
+        lines += [
+            f"Default λ chosen on the {selection['split']} slides ({selection['rule']}): "
+            f"{candidates}; cip {selection['cip_dice']:.4f}."
+            + ("" if selection["met"] else " No λ reached it: the smallest is used."),
+            "",
+        ]
+    lines += [
+        "| run | mode | λ | seed | Dice | IoU | Dice per class | seconds | patches per level "
+        "| gated per level | level-0 Mpx read |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         per_class = ", ".join(f"{k} {v:.4f}" for k, v in r["dice_per_class"].items())
@@ -208,6 +228,7 @@ def markdown(
         lines.append(
             f"| {r['variant']} | {r['mode']} | {lam} | {seed} | {r['dice']:.4f} | {r['iou']:.4f} "
             f"| {per_class} | {r['seconds']:.1f} | {' / '.join(map(str, r['patches']))} "
+            f"| {' / '.join(map(str, r.get('gated') or [0] * len(r['patches'])))} "
             f"| {r['level0_pixels_read'] / 1e6:.0f} |"
         )
     lines += ["", "## Targets", "", "| # | target | measured | met |", "|---|---|---|---|"]

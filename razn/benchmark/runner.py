@@ -9,7 +9,11 @@ continues where it stopped):
 2. **Runs**: ``OUT/runs/clean`` (and ``noisy``) from the run config: segmenters per level,
    trained side by side in ``workers`` processes.
 3. **Caches and policies**: reward caches of the train, matching and test slides, then
-   PPO policies for every λ and, at the default λ, every seed.
+   PPO policies (and their gates) for every λ of the sweep.
+   **Default λ**: with ``select_lambda``, the ``match_split`` slides are segmented by razn
+   at every λ and by cip; the default λ is the largest whose Dice there is at least
+   ``lambda_dice_ratio`` × cip's (``OUT/lambda_selection.json``). Then the policies of
+   the other seeds and of the noisy-label run are trained at that λ.
 4. **Calibration** on the ``match_split`` slides (never the test slides): the entropy
    thresholds and zoom probabilities that give ``uncertainty`` and ``random`` razn's
    share of zooms per level, one set per seed.
@@ -93,6 +97,8 @@ class Context:
     configs: dict[str, RunConfig] = field(default_factory=dict)
     """Each run's wanted config: the policies are trained with its policy sections."""
     manifests: dict[str, Manifest] = field(default_factory=dict)
+    selected_lambda: float | None = None
+    """The default λ chosen on the ``match_split`` slides (``select_lambda``)."""
 
     def log(self, message: str) -> None:
         self.say(f"[{time.perf_counter() - self.started:6.0f} s] {message}")
@@ -103,6 +109,10 @@ class Context:
 
     @property
     def default_lambda(self) -> float:
+        if self.config.select_lambda:
+            if self.selected_lambda is None:
+                raise RuntimeError("the default λ is chosen on the val slides after the sweep")
+            return self.selected_lambda
         return self.clean.config.reward.lam
 
     def policy_seed(self, seed: int) -> int | None:
@@ -125,7 +135,11 @@ def run_benchmark(
     ctx = Context(config, out, say, progress)
     prepare_data(ctx)
     prepare_runs(ctx, config_path)
-    train_everything(ctx)
+    train_models(ctx)
+    train_policy_sets(ctx, [("clean", lam, None) for lam in sweep(ctx)])
+    if config.select_lambda:
+        ctx.selected_lambda = select_default_lambda(ctx)
+    train_policy_sets(ctx, default_lambda_sets(ctx))
     jobs = plan_jobs(ctx)
     ctx.log(
         f"segmenting {len(ctx.manifests['clean'].split('test'))} test slides in {len(jobs)} modes"
@@ -133,7 +147,15 @@ def run_benchmark(
     from razn.benchmark.segment import run_jobs
 
     rows = run_jobs(ctx, jobs)
-    write_reports(rows, out, config, ctx.default_lambda, time.perf_counter() - ctx.started)
+    selection = ctx.out / "lambda_selection.json"
+    write_reports(
+        rows,
+        out,
+        config,
+        ctx.default_lambda,
+        time.perf_counter() - ctx.started,
+        json.loads(selection.read_text(encoding="utf-8")) if config.select_lambda else None,
+    )
     ctx.log(f"results in {out / 'results.md'}, {out / 'results.json'}, {out / 'pareto.png'}")
     return rows
 
@@ -192,7 +214,8 @@ def prepare_runs(ctx: Context, config_path: Path | None) -> None:
 
 
 # -- 3. training ------------------------------------------------------------------------
-def train_everything(ctx: Context) -> None:
+def train_models(ctx: Context) -> None:
+    """The segmenters of every run, then the reward caches of the slides that need one."""
     workers = ctx.config.workers
     level_tasks = [
         (str(run.path), level)
@@ -225,15 +248,24 @@ def train_everything(ctx: Context) -> None:
         ]
     ctx.log(f"reward caches of {len(cache_tasks)} slides")
     run_tasks(build_slide_cache, cache_tasks, workers)
-    held_out = (ctx.config.match_split,)  # never test: see BenchmarkConfig.match_split
-    wanted = [("clean", lam, None) for lam in lambdas(ctx)]
-    wanted += [
+
+
+def default_lambda_sets(ctx: Context) -> list[tuple[str, float, int | None]]:
+    """The policy sets trained at the default λ beyond the sweep: other seeds, noisy labels."""
+    wanted: list[tuple[str, float, int | None]] = [
         ("clean", ctx.default_lambda, ctx.policy_seed(seed))
         for seed in ctx.config.seeds
         if ctx.policy_seed(seed) is not None
     ]
     if "noisy" in ctx.runs:
         wanted.append(("noisy", ctx.default_lambda, None))
+    return wanted
+
+
+def train_policy_sets(ctx: Context, wanted: list[tuple[str, float, int | None]]) -> None:
+    """Train (or reuse) the policy sets ``(variant, λ, policy seed)``, ``workers`` at a time."""
+    workers = ctx.config.workers
+    held_out = (ctx.config.match_split,)  # never test: see BenchmarkConfig.match_split
     policy_tasks = [
         (str(ctx.runs[variant].path), lam, seed, to_dict(ctx.configs[variant]), held_out)
         for variant, lam, seed in wanted
@@ -269,9 +301,50 @@ def log_policy_set(ctx: Context, task: tuple[Any, ...], reports: list[dict[str, 
     )
 
 
+def sweep(ctx: Context) -> list[float]:
+    """The λ sweep (with the run's own λ in it when that is the default)."""
+    extra = set() if ctx.config.select_lambda else {float(ctx.clean.config.reward.lam)}
+    return sorted({*map(float, ctx.config.lambdas), *extra})
+
+
 def lambdas(ctx: Context) -> list[float]:
-    """The λ sweep, with the run's default λ in it."""
-    return sorted({*map(float, ctx.config.lambdas), float(ctx.default_lambda)})
+    """The λ sweep, with the default λ in it."""
+    return sorted({*sweep(ctx), float(ctx.default_lambda)})
+
+
+def select_default_lambda(ctx: Context) -> float:
+    """The largest λ of the sweep whose razn Dice on the ``match_split`` slides is at least
+    ``lambda_dice_ratio`` × cip's there (the smallest λ when none is); written, with every
+    figure it was chosen from, to ``OUT/lambda_selection.json``."""
+    from razn.benchmark.segment import run_jobs
+
+    split, ratio = ctx.config.match_split, ctx.config.lambda_dice_ratio
+    jobs = [Job("clean", "razn", lam) for lam in sweep(ctx)] + [Job("clean", "cip")]
+    ctx.log(f"choosing the default λ on the {split} slides ({len(jobs)} modes)")
+    rows = run_jobs(ctx, jobs, split=split, outputs="selection")
+    cip = next(r for r in rows if r["mode"] == "cip")
+    razn = [r for r in rows if r["mode"] == "razn"]
+    good = [r["lambda"] for r in razn if r["dice"] >= ratio * cip["dice"]]
+    chosen = float(max(good) if good else min(r["lambda"] for r in razn))
+    record = {
+        "split": split,
+        "rule": f"largest λ with Dice >= {ratio:g} × cip's on the {split} slides",
+        "cip_dice": cip["dice"],
+        "cip_seconds": cip["seconds"],
+        "candidates": [
+            {"lambda": r["lambda"], "dice": r["dice"], "seconds": r["seconds"]} for r in razn
+        ],
+        "chosen": chosen,
+        "met": bool(good),
+    }
+    (ctx.out / "lambda_selection.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    ctx.log(
+        f"default λ = {chosen:g}: "
+        + ", ".join(f"λ={r['lambda']:g} Dice {r['dice']:.4f}" for r in razn)
+        + f"; cip {cip['dice']:.4f} on {split}"
+        + ("" if good else f" (no λ reached {ratio:g} × cip: the smallest is used)")
+    )
+    return chosen
 
 
 def cache_entries(
@@ -357,15 +430,16 @@ def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
     return jobs
 
 
-def oracle_decider(run: RunDirectory, entry: ManifestEntry) -> Any:
-    """The oracle of one test slide: its cached ground-truth rewards at the default λ."""
+def oracle_decider(run: RunDirectory, entry: ManifestEntry, lam: float) -> Any:
+    """The oracle of one test slide: its cached ground-truth rewards at λ = ``lam``."""
     from envs.reward_cache import read_tables
     from razn.engine.deciders import PlannedZoom
 
     tables, roots = read_tables([cache_path(run, entry)])
     rate = run.config.levels.geometry().rate
     errors, area = [t.errors for t in tables], [t.area for t in tables]
-    zoom = oracle_zoom(errors, area, run.config.reward, rate, run.config.reward_unit_area)
+    reward = replace(run.config.reward, lam=float(lam))
+    zoom = oracle_zoom(errors, area, reward, rate, run.config.reward_unit_area)
     return PlannedZoom(roots[0], zoom, rate)
 
 
@@ -376,7 +450,11 @@ def job_key(run: RunDirectory, job: Job, evaluation: dict[str, Any]) -> str:
         from razn.policy.store import policy_folder
 
         folder = policy_folder(run.policies_dir, job.lam or 0.0, job.seed)
-        policy_files = [file_sha256(p) for p in sorted(folder.glob("level_*.safetensors"))]
+        policy_files = [
+            file_sha256(p)
+            for pattern in ("level_*.safetensors", "gate_*.safetensors", "gates.json")
+            for p in sorted(folder.glob(pattern))
+        ]
     blob = {
         "segmenters": run.info["segmenters"],
         "mode": job.mode,

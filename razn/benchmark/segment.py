@@ -30,14 +30,17 @@ from razn.run_dir import RunDirectory
 from razn.slide import open_slide
 
 
-def run_jobs(ctx: Context, jobs: list[Job]) -> list[dict[str, Any]]:
-    """One result row per job (its test slides pooled), in job order."""
+def run_jobs(
+    ctx: Context, jobs: list[Job], split: str = "test", outputs: str = "outputs"
+) -> list[dict[str, Any]]:
+    """One result row per job (the ``split`` slides pooled), in job order; each slide's
+    outputs go to ``OUT/<outputs>/<variant>/<job tag>/``."""
     import torch
 
     if ctx.config.segment_threads:
         torch.set_num_threads(ctx.config.segment_threads)
     device = select_device(ctx.config.device)
-    entries = list(ctx.manifests["clean"].split("test"))
+    entries = list(ctx.manifests["clean"].split(split))
     truths = _Truths(ctx.config.evaluation_downsample)
     segmenters = {
         variant: [m.to(device) for m in run.load_segmenters()] for variant, run in ctx.runs.items()
@@ -45,7 +48,9 @@ def run_jobs(ctx: Context, jobs: list[Job]) -> list[dict[str, Any]]:
     rows = []
     for job in tqdm(jobs, desc="modes", unit="mode", disable=not ctx.progress):
         run = ctx.runs[job.variant]
-        rows.append(run_job(ctx, run, job, entries, segmenters[job.variant], truths, str(device)))
+        rows.append(
+            run_job(ctx, run, job, entries, segmenters[job.variant], truths, str(device), outputs)
+        )
         row = rows[-1]
         ctx.log(
             f"{job.variant} {job.tag}: Dice {row['dice']:.4f}, {row['seconds']:.1f} s, "
@@ -62,10 +67,11 @@ def run_job(
     segmenters: list[Any],
     truths: _Truths,
     device: str,
+    outputs: str = "outputs",
 ) -> dict[str, Any]:
     evaluation = {"evaluation_downsample": ctx.config.evaluation_downsample}
     key = job_key(run, job, evaluation)
-    out_dir = ctx.out / "outputs" / job.variant / job.tag
+    out_dir = ctx.out / outputs / job.variant / job.tag
     total: SegmentationScores | None = None
     summaries, per_slide = [], []
     for entry in entries:
@@ -102,7 +108,7 @@ def job_decider(run: RunDirectory, job: Job, entry: ManifestEntry) -> Decider:
     if job.mode == "random":
         return RandomZoom(list(job.params["probabilities"]), seed=job.seed or 0)
     if job.mode == "oracle":
-        return oracle_decider(run, entry)
+        return oracle_decider(run, entry, job.lam if job.lam is not None else run.config.reward.lam)
     return make_decider(job.mode, levels, run.policies_dir, job.lam, policy_seed=job.seed)
 
 
@@ -137,6 +143,9 @@ def result_row(
         "dice_per_slide": per_slide,
         "seconds": float(sum(s["seconds"] for s in summaries)),
         "patches": np.sum([s["patches"] for s in summaries], axis=0).astype(int).tolist(),
+        "gated": np.sum([s.get("gated", [0] * len(s["patches"])) for s in summaries], axis=0)
+        .astype(int)
+        .tolist(),
         "level0_pixels_read": int(sum(s["level0_pixels_read"] for s in summaries)),
         "timings": timings,
         "slides": len(summaries),

@@ -81,8 +81,8 @@ def train_policy_set(
     config: dict[str, Any] | None = None,
     held_out: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Train (or reuse) g_0 … g_{m−1} of the run for λ = ``lam`` and PPO ``seed``, with the
-    ``policy`` and ``reward`` sections of ``config`` (a RunConfig as a dict; default the
+    """Train (or reuse) g_0 … g_{m−1} of the run and their gates for λ = ``lam`` and PPO
+    ``seed``, with the ``policy``, ``reward`` and ``gate`` sections of ``config`` (a RunConfig as a dict; default the
     run's own), judging each level on the ``held_out`` splits' slides."""
     from razn.config import from_mapping
     from razn.run_config import RunConfig
@@ -92,11 +92,12 @@ def train_policy_set(
     run = RunDirectory.open(run_path)
     base = run.config if config is None else from_mapping(RunConfig, config, run_path)
     wanted = policy_set_config(
-        replace(run.config, policy=base.policy, reward=base.reward), lam, seed
+        replace(run.config, policy=base.policy, reward=base.reward, gate=base.gate), lam, seed
     )
     if policies_exist(run, lam, seed, wanted):
         return []
-    return [report.as_dict() for report in train_policies(run, wanted, False, held_out)]
+    reports = train_policies(run, wanted, False, held_out, reuse=True)
+    return [report.as_dict() for report in reports]
 
 
 def policy_set_config(config: Any, lam: float, seed: int | None) -> Any:

@@ -81,6 +81,11 @@ if TYPE_CHECKING:
     help="Segment slides in parallel on a Dask LocalCluster of this many processes.",
 )
 @click.option("--scheduler", help="Submit the slides to the Dask scheduler at this address.")
+@click.option(
+    "--no-gates",
+    is_flag=True,
+    help="Mode razn: ask g_i about every node (f_i runs first), not the image-only gates.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mode random.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def command(
@@ -102,6 +107,7 @@ def command(
     workers: int | None,
     scheduler: str | None,
     seed: int,
+    no_gates: bool,
     quiet: bool,
 ) -> None:
     """Segment each SLIDE (a path or a glob pattern) into OUT/<slide name>/: OME-Zarr labels and
@@ -113,7 +119,7 @@ def command(
 
     spec = EngineSpec(
         run_path, mode, lam, threshold, zoom_probability, seed, device, precision, batch_size,
-        output_downsample,
+        output_downsample, gates=not no_gates,
     )  # fmt: skip
     paths = expand_inputs(slides, manifest, split)
     parallel = workers is not None or scheduler is not None

@@ -97,11 +97,27 @@ class UncertaintyThreshold:
 
 @dataclass
 class PolicyDecider:
-    """The learned policies g_i (Stable-Baselines3): zoom where P(zoom) > 0.5."""
+    """The learned policies g_i (Stable-Baselines3): zoom where P(zoom) > 0.5.
+
+    With ``gates`` (:mod:`razn.policy.gate`, by level) the engine first asks
+    :meth:`gate` about each read patch; the nodes it zooms are never segmented.
+    """
 
     policies: Mapping[int, object]
+    gates: Mapping[int, object] = field(default_factory=dict)
     name: str = "razn"
     needs_observation: bool = True
+
+    def gate(self, level: int, images: np.ndarray, tissue_share: np.ndarray) -> Decision | None:
+        """``(zoom now, without f_i, P(g_i zooms))`` from the image alone; None without a gate.
+
+        ``images`` are the observation's ``(N, 3, S, S)`` uint8 views, ``tissue_share``
+        ``(N,)`` in [0, 1].
+        """
+        gate = self.gates.get(level)
+        if gate is None:
+            return None
+        return gate.decide(images, tissue_share)  # type: ignore[attr-defined]
 
     def decide(
         self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None

@@ -2,7 +2,7 @@
 
 | mode | decider |
 |---|---|
-| ``razn`` | the learned policies g_i for λ |
+| ``razn`` | the learned policies g_i for λ, behind their image-only gates if trained |
 | ``ud`` | never zoom: everything at L_0 with f_0 |
 | ``cip`` | always zoom: everything at L_m with f_m |
 | ``fixed-i`` | zoom down to L_i and segment everything there |
@@ -36,6 +36,7 @@ def make_decider(
     zoom_probability: float | None = None,
     seed: int = 0,
     policy_seed: int | None = None,
+    gates: bool = True,
 ) -> Decider:
     """The decider of ``mode`` (see the module docstring); errors name what is missing."""
     finest = num_levels - 1
@@ -58,10 +59,12 @@ def make_decider(
             raise ConfigError("mode random needs --zoom-probability (0–1)")
         return RandomZoom([zoom_probability] * num_levels, seed=seed)
     if mode == "razn":
+        from razn.policy.gate import load_gates
         from razn.policy.store import load_policies, policy_folder
 
         if policies_dir is None or lam is None:
             raise ConfigError("mode razn needs a run directory and λ")
         folder = policy_folder(policies_dir, lam, policy_seed)
-        return PolicyDecider(load_policies(folder, num_levels))
+        policies = load_policies(folder, num_levels)
+        return PolicyDecider(policies, load_gates(folder) if gates else {})
     raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(MODE_NAMES)}")

@@ -31,6 +31,8 @@ class EngineSpec:
     precision: str = "auto"
     batch_size: int = 16
     output_downsample: float | None = None
+    gates: bool = True
+    """Mode razn: use the policies' image-only gates where they were trained."""
 
     def build(self) -> ZoomEngine:
         """Load the run's networks onto the device and make the engine."""
@@ -50,6 +52,7 @@ class EngineSpec:
             self.threshold,
             self.zoom_probability,
             self.seed,
+            gates=self.gates,
         )
         config = EngineConfig(
             batch_size=self.batch_size,
@@ -70,6 +73,8 @@ class EngineSpec:
             else None,
             "run": str(Path(self.run).resolve()),
         }
+        if self.mode == "razn":
+            extra["gates"] = self.gates
         if self.mode == "uncertainty":
             extra["threshold"] = self.threshold
         if self.mode == "random":

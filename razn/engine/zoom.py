@@ -1,7 +1,8 @@
 """The zoom engine: segment one slide level by level, zooming where the decider says.
 
 1. Tissue detection; the root grid at L_0 keeps roots holding any tissue.
-2. Level by level, in batches: read the patches, run f_i (and the decider), write
+2. Level by level, in batches: read the patches, zoom those the decider's image-only
+   gate is sure of (razn with gates), run f_i and the decider on the rest, write
    the breaks, expand the zooms into their r² children at L_{i+1}; at L_m every
    node breaks. Nodes without tissue are background and cost nothing.
 3. Every break's mask is stitched into one zarr label array (:mod:`.stitch`).
@@ -30,7 +31,7 @@ from razn.errors import ConfigError, InferenceError
 from razn.geometry import Node
 from razn.models import Segmenter, class_labels, predict_probs
 from razn.models.device import PRECISIONS, autocast_dtype
-from razn.observation import make_observations
+from razn.observation import image_view, make_observations
 from razn.run_config import RunConfig
 from razn.slide import Slide, plan_levels
 from razn.slide.tissue import TissueMask, detect_tissue
@@ -113,6 +114,8 @@ class SlideResult:
     seconds: float = 0.0
     patches: list[int] = field(default_factory=list)
     nodes: list[int] = field(default_factory=list)
+    gated: list[int] = field(default_factory=list)
+    """Nodes per level zoomed by the image-only gate, without f_i (counted in ``nodes``)."""
     level0_pixels_read: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     decisions: DecisionLog = field(default_factory=DecisionLog)
@@ -195,7 +198,9 @@ class _SlideRun:
             labels_path, self.geometry, slide.dimensions, engine.output_downsample
         )
         levels = self.geometry.num_levels
-        self.result = SlideResult(engine.decider.name, patches=[0] * levels, nodes=[0] * levels)
+        self.result = SlideResult(
+            engine.decider.name, patches=[0] * levels, nodes=[0] * levels, gated=[0] * levels
+        )
         self.result.timings = {"segment": 0.0, "policy": 0.0, "write": 0.0}
 
     def execute(self) -> None:
@@ -212,7 +217,12 @@ class _SlideRun:
             return self._decide_then_read(level, nodes)
         children: list[Node] = []
         for batch, patches in self.reader.batches(self._batches(nodes)):
-            probs, on_tissue = self._segment(level, batch, patches)
+            on_tissue = self._tissue_under(level, batch)
+            batch, patches, on_tissue, gated = self._gate(level, batch, patches, on_tissue)
+            children += gated
+            if not batch:
+                continue
+            probs = self._segment(level, batch, patches)
             start = time.perf_counter()
             observations = make_observations(
                 patches, probs, on_tissue.mean(axis=(1, 2)), self.engine.config.observation
@@ -237,7 +247,8 @@ class _SlideRun:
             else:
                 break_probability[node] = float(p)
         for batch, patches in self.reader.batches(self._batches(list(break_probability))):
-            probs, on_tissue = self._segment(level, batch, patches)
+            on_tissue = self._tissue_under(level, batch)
+            probs = self._segment(level, batch, patches)
             p_zoom = np.array([break_probability[n] for n in batch], np.float32)
             self._apply(batch, np.zeros(len(batch), bool), p_zoom, probs, on_tissue)
         return children
@@ -275,22 +286,51 @@ class _SlideRun:
         size = self.engine.engine.batch_size
         return [nodes[i : i + size] for i in range(0, len(nodes), size)]
 
-    def _segment(
-        self, level: int, batch: Sequence[Node], patches: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """f_i's probabilities and the tissue under each patch, ``(N, K, P, P)`` and ``(N, P, P)``."""
+    def _gate(
+        self, level: int, batch: list[Node], patches: np.ndarray, on_tissue: np.ndarray
+    ) -> tuple[list[Node], np.ndarray, np.ndarray, list[Node]]:
+        """Zoom the nodes the decider's image-only gate is sure of, before f_i runs.
+
+        Returns the batch left for f_i (nodes, patches, tissue) and the gated nodes' children.
+        """
+        gate = getattr(self.engine.decider, "gate", None)
+        if gate is None:
+            return batch, patches, on_tissue, []
+        start = time.perf_counter()
+        images = image_view(patches, self.engine.config.observation)
+        decision = gate(level, images, on_tissue.mean(axis=(1, 2)))
+        self.result.timings["policy"] += time.perf_counter() - start
+        if decision is None or not decision[0].any():
+            return batch, patches, on_tissue, []
+        zoom, probability = decision
+        self._check_finite(probability, "zoom gate", level, batch)
+        children: list[Node] = []
+        for node, z, p in zip(batch, zoom, probability, strict=True):
+            if z:
+                self.result.decisions.add(node, self.geometry.location(node), "zoom", float(p))
+                children += self.geometry.children(node)
+        self.result.gated[level] += int(zoom.sum())
+        keep = ~zoom
+        rest = [node for node, k in zip(batch, keep, strict=True) if k]
+        return rest, patches[keep], on_tissue[keep], children
+
+    def _tissue_under(self, level: int, batch: Sequence[Node]) -> np.ndarray:
+        """The tissue under each patch of ``batch``, ``(N, P, P)`` bool."""
+        size = self.geometry.patch_size
+        downsample = self.geometry.downsamples[level]
+        return np.stack(
+            [self.tissue.sample(self.geometry.location(n), downsample, (size, size)) for n in batch]
+        )
+
+    def _segment(self, level: int, batch: Sequence[Node], patches: np.ndarray) -> np.ndarray:
+        """f_i's class probabilities for the patches of ``batch``, ``(N, K, P, P)``."""
         start = time.perf_counter()
         model, batch_size = self.engine.segmenters[level], self.engine.engine.batch_size
         probs = predict_probs(model, patches, batch_size, autocast=self.engine.autocast)
         self.result.timings["segment"] += time.perf_counter() - start
         self._check_finite(probs, f"segmenter f_{level}", level, batch)
         self.result.patches[level] += len(batch)
-        size = self.geometry.patch_size
-        downsample = self.geometry.downsamples[level]
-        on_tissue = np.stack(
-            [self.tissue.sample(self.geometry.location(n), downsample, (size, size)) for n in batch]
-        )
-        return probs, on_tissue
+        return probs
 
     def _apply(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,9 @@ from razn.engine.deciders import zoom_probability
 from razn.errors import ConfigError, RaznError
 from razn.observation import ENTROPY_STAT, TISSUE_STAT
 from razn.policy.features import policy_kwargs, stats_normalisation
+from razn.policy.gate import gates_present, remove_gates
 from razn.policy.store import (
+    load_policies,
     policy_folder,
     policy_path,
     record_digest,
@@ -47,6 +49,7 @@ from razn.run_config import RunConfig
 from razn.run_dir import POLICY_SECTIONS, RUNTIME_KEYS, config_differences
 from razn.train.callbacks import TqdmCallback, ZoomStatsCallback
 from razn.train.config import PolicyTrainConfig
+from razn.train.gates import fit_gates, gates_exist, save_gates
 from razn.train.held_out import HeldOutComparison, compare_level
 
 
@@ -63,6 +66,8 @@ class LevelReport:
     oracle_mean_reward: float
     held_out: dict[str, float] | None = None
     """The comparison on held-out slides (:class:`razn.train.held_out.HeldOutComparison`)."""
+    gate: dict[str, Any] | None = None
+    """The level's gate and its calibration (:class:`razn.train.gates.GateReport`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -177,6 +182,12 @@ def save_level(
     """Write the policy (safetensors) and its report (JSON beside it)."""
     extra = {"level": report.level, "lam": reward.lam, "policy_cost": reward.policy_cost}
     save_policy(model.policy, path, observation, num_classes, settings.net, extra)
+    save_report(path, report, reward)
+
+
+def save_report(path: Path, report: LevelReport, reward: RewardConfig) -> None:
+    """Write the level's report as JSON beside its policy file ``path``."""
+    extra = {"level": report.level, "lam": reward.lam, "policy_cost": reward.policy_cost}
     report_path = path.with_suffix(".json")
     report_path.write_text(json.dumps({**extra, **report.as_dict()}, indent=2), encoding="utf-8")
 
@@ -215,6 +226,7 @@ def train_policies(
     progress: bool = False,
     held_out_splits: Sequence[str] = (),
     folder: Path | None = None,
+    reuse: bool = False,
 ) -> list[LevelReport]:
     """Train g_{m−1} … g_0 of ``run`` (a RunDirectory with trained segmenters).
 
@@ -225,21 +237,57 @@ def train_policies(
     report beside it and the resolved config as ``config.yaml`` in the folder. With
     ``held_out_splits`` each level is also judged on those slides' cached trees against
     uncertainty, random and the oracle (:mod:`razn.train.held_out`), in the report.
+
+    With ``gate.enabled`` the image-only gates are then fitted to the policies and
+    calibrated on the ``gate.calibration_splits`` slides (:mod:`razn.train.gates`).
+    With ``reuse``, policies already in the folder for this config are kept and only
+    their gates are (re)fitted where out of date.
     """
     config = config or run.config
+    folder = folder or policy_folder(run.policies_dir, config.reward.lam, config.policy.seed)
+    tables, _ = read_tables(build_reward_cache(run, config, progress))
+    if reuse and _policy_files_ready(folder, run.num_levels, config):
+        reports = _saved_reports(folder, run.num_levels)
+        policies = load_policies(folder, run.num_levels)
+        zoom = {j: policy_decisions(p, tables[j].observations) > 0.5 for j, p in policies.items()}
+    else:
+        reports, zoom, policies = _train_levels(
+            run, config, tables, progress, held_out_splits, folder
+        )
+    if not config.gate.enabled:
+        remove_gates(folder)
+        return reports
+    if not gates_exist(folder, config.gate):
+        gate_reports = _fit_gates(run, config, tables, zoom, policies, folder, progress)
+        dump_yaml(config, folder / "config.yaml")  # now with the gate settings used
+        reports = [replace(r, gate=gate_reports.get(r.level)) for r in reports]
+        for report in reports:
+            save_report(policy_path(folder, report.level), report, config.reward)
+    return reports
+
+
+def _train_levels(
+    run: Any,
+    config: RunConfig,
+    tables: Sequence[Any],
+    progress: bool,
+    held_out_splits: Sequence[str],
+    folder: Path,
+) -> tuple[list[LevelReport], dict[int, np.ndarray], dict[int, Any]]:
+    """PPO, bottom-up (see :func:`train_policies`); the reports, decisions and policies."""
     reward = config.reward
     settings = config.policy
     geometry = config.levels.geometry()
-    tables, _ = read_tables(build_reward_cache(run, config, progress))
     held_out = (
         read_tables(build_reward_cache(run, config, progress, held_out_splits))[0]
         if held_out_splits
         else None
     )
-    folder = folder or policy_folder(run.policies_dir, reward.lam, settings.seed)
     folder.mkdir(parents=True, exist_ok=True)
+    remove_gates(folder)  # gates fitted to earlier policies would no longer match
     dump_yaml(config, folder / "config.yaml")
     zoom: dict[int, np.ndarray] = {}
+    policies: dict[int, Any] = {}
     held_out_zoom: dict[int, np.ndarray] = {}
     reports = []
     for level in range(geometry.finest_level - 1, -1, -1):
@@ -275,7 +323,65 @@ def train_policies(
         )
         record_digest(policy_path(folder, level))
         zoom[level] = probabilities > 0.5
+        policies[level] = model.policy
         reports.append(report)
+    return reports, zoom, policies
+
+
+def _fit_gates(
+    run: Any,
+    config: RunConfig,
+    tables: Sequence[Any],
+    zoom: Mapping[int, np.ndarray],
+    policies: Mapping[int, Any],
+    folder: Path,
+    progress: bool,
+) -> dict[int, dict[str, Any]]:
+    """Fit, calibrate and save the gates of the policies in ``folder``; reports by level."""
+    splits = config.gate.calibration_splits
+    manifest = read_manifest(config.data.manifest)
+    if not any(manifest.split(name) for name in splits):
+        raise ConfigError(
+            f"the zoom gates are calibrated on the {'/'.join(splits)} slides and the manifest "
+            "has none; add such slides, set gate.calibration_splits, or set gate.enabled=false",
+            config.data.manifest,
+        )
+    calibration, _ = read_tables(build_reward_cache(run, config, progress, splits))
+    calibration_zoom = {
+        j: policy_decisions(p, calibration[j].observations) > 0.5 for j, p in policies.items()
+    }
+    gates, reports = fit_gates(
+        tables,
+        zoom,
+        calibration,
+        calibration_zoom,
+        config.gate,
+        config.levels.geometry().rate,
+        config.seed if config.policy.seed is None else config.policy.seed,
+    )
+    save_gates(folder, gates, reports, config.gate)
+    return {r.level: asdict(r) for r in reports}
+
+
+def _policy_files_ready(folder: Path, num_levels: int, config: RunConfig) -> bool:
+    paths = [policy_path(folder, level) for level in range(num_levels - 1)]
+    if not all(path.is_file() and path.with_suffix(".json").is_file() for path in paths):
+        return False
+    try:
+        for path in paths:
+            verify_digest(path)
+    except RaznError:  # unverifiable or changed files are trained again
+        return False
+    return trained_with(folder, config)
+
+
+def _saved_reports(folder: Path, num_levels: int) -> list[LevelReport]:
+    """The reports written beside saved policies, finest decision level first."""
+    names = {f.name for f in fields(LevelReport)}
+    reports = []
+    for level in range(num_levels - 2, -1, -1):
+        saved = json.loads(policy_path(folder, level).with_suffix(".json").read_text("utf-8"))
+        reports.append(LevelReport(**{k: v for k, v in saved.items() if k in names}))
     return reports
 
 
@@ -300,7 +406,7 @@ def policies_exist(
 ) -> bool:
     """True when every g_i of ``run`` for λ = ``lam`` (and PPO ``seed``) has been saved (with
     the SHA-256 razn recorded for it) and, if ``config`` is given, was trained with its
-    ``policy`` and ``reward`` sections."""
+    ``policy`` and ``reward`` sections and has up-to-date gates where ``gate.enabled``."""
     folder = policy_folder(run.policies_dir, lam, seed)
     paths = [policy_path(folder, level) for level in range(run.num_levels - 1)]
     if not all(path.is_file() for path in paths):
@@ -310,7 +416,15 @@ def policies_exist(
             verify_digest(path)
     except RaznError:  # unverifiable or changed files are trained again
         return False
-    return config is None or trained_with(folder, config)
+    if config is None:
+        return True
+    if not trained_with(folder, config):
+        return False
+    return gates_exist(folder, config.gate) if config.gate.enabled else not gates_present(folder)
+
+
+PPO_SECTIONS = ("policy", "reward")
+"""The config sections PPO training depends on (the gates have their own record)."""
 
 
 def trained_with(folder: Path, config: RunConfig) -> bool:
@@ -319,7 +433,7 @@ def trained_with(folder: Path, config: RunConfig) -> bool:
         saved = load_config(RunConfig, folder / "config.yaml")
     except (RaznError, OSError):
         return False
-    return all(getattr(saved, name) == getattr(config, name) for name in POLICY_SECTIONS)
+    return all(getattr(saved, name) == getattr(config, name) for name in PPO_SECTIONS)
 
 
 def build_reward_cache(
