@@ -15,8 +15,10 @@ YAML is always loaded with ``yaml.safe_load``: a config never runs code.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -37,9 +39,33 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     if path is not None:
         source = str(path)
         data = read_yaml_mapping(path)
+    from_file = copy.deepcopy(data)
     for override in overrides:
         apply_override(data, override)
-    return from_mapping(cls, data, source=source)
+    try:
+        return from_mapping(cls, data, source=source)
+    except ConfigError as exc:
+        if not overrides:
+            raise
+        # Name the --set that caused it, not the file: the file may be fine.
+        culprit = _override_behind(exc.reason, overrides)
+        if culprit is None:
+            try:
+                from_mapping(cls, from_file, source=source)
+            except ConfigError:
+                raise exc from None  # the file is bad on its own
+            culprit = " ".join(overrides)
+        raise ConfigError(f"--set {culprit}: {exc.reason}") from None
+
+
+def _override_behind(reason: str, overrides: Sequence[str]) -> str | None:
+    """The override whose key the error ``reason`` names (the longest such key), if any."""
+
+    def names(key: str) -> bool:  # the whole key: "seed" is not named by "policy.seed"
+        return re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", reason) is not None
+
+    named = [o for o in overrides if names(o.partition("=")[0].strip())]
+    return max(named, key=lambda o: len(o.partition("=")[0]), default=None)
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:

@@ -150,6 +150,19 @@ def test_mask_of_the_wrong_size_is_named_with_both_sizes(tiny_run, tmp_path):
     result = train_seg(tmp_path, manifest)
     assert_one_clear_line(result, mask, "640")
     assert "333" in error_lines(result.output)[0]
+    assert not (tmp_path / "run").exists()  # found before the run directory is made
+
+
+def test_an_unreadable_training_slide_is_named_before_the_run_directory_is_made(tiny_run, tmp_path):
+    empty = tmp_path / "empty.svs"
+    empty.touch()
+    mask = tmp_path / "mask.tiff"
+    tifffile.imwrite(mask, np.zeros((576, 640), np.uint8))
+    other = slides(tiny_run)[1]
+    manifest = write_manifest(tmp_path, [f"{empty},{mask},train", f"{other},{mask},val"])
+    result = train_seg(tmp_path, manifest)
+    assert_one_clear_line(result, empty, "file is empty")
+    assert not (tmp_path / "run").exists()
 
 
 def test_mask_class_values_outside_the_config_are_named(tiny_run, tmp_path):
@@ -218,8 +231,11 @@ def test_bad_configs_are_refused_before_any_work(tiny_run, tmp_path, text, overr
         args += ["--set", override]
     result = invoke(*args, "--quiet")
     assert_one_clear_line(result, "", reason)
-    if not overrides:
-        assert str(config) in error_lines(result.output)[0]
+    line = error_lines(result.output)[0]
+    if overrides:  # the value came from the command line: named, and the file is not blamed
+        assert f"--set {overrides[0]}" in line and str(config) not in line
+    else:
+        assert str(config) in line
     assert not (tmp_path / "run" / "segmenters").exists() or not any(
         (tmp_path / "run" / "segmenters").iterdir()
     )

@@ -86,3 +86,26 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     dump_yaml(config, tmp_path / "resolved.yaml")
     assert load_config(Outer, tmp_path / "resolved.yaml") == config
     assert to_dict(config)["inner"] == {"rate": 0.5, "names": ["p", "q"]}
+
+
+def test_errors_name_the_set_that_caused_them_and_otherwise_the_file(tmp_path):
+    from razn.errors import ConfigError
+    from razn.run_config import RunConfig
+
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\n", encoding="utf-8")
+    cases = [
+        (["seed=abc"], "--set seed=abc: seed must be int"),
+        (["policy.lrr=1"], "--set policy.lrr=1: unknown key 'policy.lrr'"),
+        (["seed=1", "levels.downsamples=[8, 4, 1]"], "--set seed=1 levels.downsamples=[8, 4, 1]:"),
+    ]
+    for overrides, expected in cases:
+        with pytest.raises(ConfigError) as raised:
+            load_config(RunConfig, good, overrides)
+        assert str(raised.value).startswith(expected), str(raised.value)
+        assert str(good) not in str(raised.value)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: abc\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: seed must be int") as raised:
+        load_config(RunConfig, bad, ["policy.seed=3"])
+    assert "--set" not in str(raised.value)

@@ -171,8 +171,9 @@ def _entry(
         raise ManifestError(f"row {line}, column 'slide': empty; expected a slide path", path)
     if not cell["mask"] and require_masks:
         raise ManifestError(
-            f"row {line}, column 'mask': empty; every slide needs a mask "
-            "(read with require_masks=False to allow unlabelled slides)",
+            f"row {line}, column 'mask': empty; every slide needs a ground-truth mask here "
+            "(training and evaluation score against it; razn segment --manifest accepts "
+            "slides without masks)",
             path,
         )
     split = _check_split(cell["split"].lower(), path, f"row {line}, column 'split': ")

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from razn.config import load_config
 from razn.data.manifest import Manifest, read_manifest
+from razn.data.masks import open_mask
 from razn.data.patches import SlideRecord, index_slides
 from razn.errors import ConfigError, ManifestError
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
+from razn.slide import open_slide
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ def prepare_run(
     if manifest is not None:
         overrides = (*overrides, f"data.manifest={Path(manifest).resolve()}")
     config = resolve_paths(load_config(RunConfig, config_path, overrides))
-    check_manifest(config)  # before anything is written: a bad path must not leave a run behind
+    # Before anything is written: a bad path or an unreadable slide must not leave a run behind.
+    check_slides(check_manifest(config), config)
     if run_path is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_path = Path("runs") / f"{config.name}__seed{config.seed}__{stamp}"
@@ -69,6 +72,18 @@ def check_manifest(config: RunConfig) -> Manifest:
             "(make a synthetic dataset with `razn synth data/synth`)"
         )
     return read_manifest(config.data.manifest)
+
+
+def check_slides(manifest: Manifest, config: RunConfig) -> None:
+    """Open every slide the segmenters train or validate on, and its mask at the slide's
+    size: a slide that cannot be opened, or a mask of the wrong size, fails here (one line
+    naming the file) rather than after the run directory exists. Reads headers only."""
+    splits = {*config.seg_train.train_splits, *config.seg_train.val_splits}
+    for entry in manifest:
+        if entry.split not in splits or entry.mask is None:
+            continue
+        with open_slide(entry.slide) as slide, open_mask(entry.mask, slide.dimensions):
+            pass
 
 
 def load_slide_records(config: RunConfig) -> SlideRecords:
