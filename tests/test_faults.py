@@ -3,13 +3,15 @@ batches on one output folder, an unwritable folder and a full disk, a Dask worke
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -268,6 +270,55 @@ def test_a_full_disk_for_the_batch_table_is_one_line(tiny_run, tmp_path, monkeyp
     assert result.output.strip().splitlines()[-1] == (
         f"razn: error: {tmp_path / 'out'}: cannot write batch.csv: [Errno 28] No space left on device"
     )
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size: int) -> Iterator[Path]:
+    """A real file system of ``size`` bytes at ``path`` (a tmpfs), unmounted afterwards;
+    skips where it cannot be mounted (not root, or no mount permission in a container)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def disk_usage(folder: Path) -> int:
+    """Bytes ``folder`` takes on a file system of 4 KiB blocks."""
+    return sum(-(-p.stat().st_size // 4096) * 4096 for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_really_full_disk_marks_nothing_done_and_resume_completes(tiny_run, reference, tmp_path):
+    """Not simulated: the batch writes onto a tmpfs with room for about one and a half
+    slides' outputs, so the kernel itself answers ENOSPC somewhere in the second slide."""
+    first, second = slide_folders(reference)[:2]
+    room = disk_usage(first) + disk_usage(second) // 2 + 8 * 4096  # and batch.csv, the lock
+    with small_filesystem(tmp_path / "disk", room) as disk:
+        out = disk / "out"
+        result = CliRunner().invoke(main, [*segment_args(tiny_run, out), "--quiet"])
+        assert result.exit_code == 2, result.output
+        assert "No space left on device" in result.output and "Traceback" not in result.output
+        assert not list(out.rglob("*.partial"))  # what could not be finished was removed
+        assert_nothing_partial_looks_complete(out)
+        done = [r for r in read_batch_table(out / "batch.csv") if r["status"] == "done"]
+        assert len(done) < 3 and len(slide_folders(out)) == len(done)
+        for folder in slide_folders(out):
+            assert_same_outputs(reference / folder.name, folder)
+        kept = tmp_path / "kept"
+        shutil.copytree(out, kept)  # the same folder, on a disk with room
+    result = CliRunner().invoke(main, [*segment_args(tiny_run, kept), "--resume", "--quiet"])
+    assert result.exit_code == 0, result.output
+    for a, b in zip(slide_folders(reference), slide_folders(kept), strict=True):
+        assert_same_outputs(a, b)
 
 
 def test_output_lock_names_an_unusable_folder():

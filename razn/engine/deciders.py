@@ -115,8 +115,8 @@ class PolicyDecider:
         ``(N,)`` in [0, 1].
         """
         gate = self.gates.get(level)
-        if gate is None:
-            return None
+        if gate is None or gate.threshold is None:  # type: ignore[attr-defined]
+            return None  # no gate, or one that never zooms: not worth running
         return gate.decide(images, tissue_share)  # type: ignore[attr-defined]
 
     def decide(

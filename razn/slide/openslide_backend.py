@@ -95,18 +95,17 @@ class OpenSlideSlide(Slide):
 
     def _read_region(self, location: Location, level: int, size: Size) -> np.ndarray:
         if self._broken is not None:
-            raise SlideError(
-                f"slide unusable after an earlier read error: {self._broken}", self.path
-            )
+            # The first failure, whichever reader thread asks next: which read of a batch
+            # hits the sticky error first depends on thread timing, the message must not.
+            raise SlideError(f"{self._broken} (the slide is unusable after it)", self.path)
         openslide = _openslide()
         try:
             image = self._handle.read_region(location, level, size)
         except openslide.OpenSlideError as exc:
-            self._broken = _reason(exc)
-            raise SlideError(
-                f"read failed at location {location} level {level} size {size}: {self._broken}",
-                self.path,
-            ) from None
+            self._broken = (
+                f"read failed at location {location} level {level} size {size}: {_reason(exc)}"
+            )
+            raise SlideError(self._broken, self.path) from None
         return np.asarray(image)
 
     def close(self) -> None:
