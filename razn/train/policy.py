@@ -364,15 +364,24 @@ def _fit_gates(
 
 
 def _policy_files_ready(folder: Path, num_levels: int, config: RunConfig) -> bool:
+    """Saved, verified policies with their reports, trained with ``config``: reusable."""
+    return _policies_verified(folder, num_levels, with_reports=True) and trained_with(
+        folder, config
+    )
+
+
+def _policies_verified(folder: Path, num_levels: int, with_reports: bool = False) -> bool:
+    """Every g_i's file (and report) is in ``folder`` with the SHA-256 razn recorded."""
     paths = [policy_path(folder, level) for level in range(num_levels - 1)]
-    if not all(path.is_file() and path.with_suffix(".json").is_file() for path in paths):
+    wanted = paths + ([path.with_suffix(".json") for path in paths] if with_reports else [])
+    if not all(path.is_file() for path in wanted):
         return False
     try:
         for path in paths:
             verify_digest(path)
     except RaznError:  # unverifiable or changed files are trained again
         return False
-    return trained_with(folder, config)
+    return True
 
 
 def _saved_reports(folder: Path, num_levels: int) -> list[LevelReport]:
@@ -408,13 +417,7 @@ def policies_exist(
     the SHA-256 razn recorded for it) and, if ``config`` is given, was trained with its
     ``policy`` and ``reward`` sections and has up-to-date gates where ``gate.enabled``."""
     folder = policy_folder(run.policies_dir, lam, seed)
-    paths = [policy_path(folder, level) for level in range(run.num_levels - 1)]
-    if not all(path.is_file() for path in paths):
-        return False
-    try:
-        for path in paths:
-            verify_digest(path)
-    except RaznError:  # unverifiable or changed files are trained again
+    if not _policies_verified(folder, run.num_levels):
         return False
     if config is None:
         return True
