@@ -65,7 +65,11 @@ def observation_space(config: ObservationConfig, num_classes: int):  # -> gymnas
 
 
 def make_observations(
-    patches: np.ndarray, probs: np.ndarray, tissue_share: np.ndarray, config: ObservationConfig
+    patches: np.ndarray,
+    probs: np.ndarray,
+    tissue_share: np.ndarray,
+    config: ObservationConfig,
+    image: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Observations for a batch of patches.
 
@@ -73,6 +77,7 @@ def make_observations(
         patches: ``(N, P, P, 3)`` uint8 RGB patches at the level.
         probs: ``(N, K, P, P)`` float32 class probabilities of f_i on them.
         tissue_share: ``(N,)`` share of each patch that is tissue, in [0, 1].
+        image: their :func:`image_view`, if already made (the engine's gate made it).
     Returns:
         ``{"image": (N, 3, S, S) uint8, "seg": (N, K, S, S) uint8, "stats": (N, 5 + K) float32}``.
     """
@@ -82,7 +87,7 @@ def make_observations(
     seg = torch.cat([entropy[:, None], probs_t[:, 1:]], dim=1)
     stats = _stats(probs_t, entropy, torch.as_tensor(tissue_share, dtype=torch.float32))
     return {
-        "image": image_view(patches, config),
+        "image": image_view(patches, config) if image is None else image,
         "seg": _to_uint8(_resize(seg * 255.0, config.size)),
         "stats": stats.numpy()
         .astype(np.float32)

@@ -218,14 +218,14 @@ class _SlideRun:
         children: list[Node] = []
         for batch, patches in self.reader.batches(self._batches(nodes)):
             on_tissue = self._tissue_under(level, batch)
-            batch, patches, on_tissue, gated = self._gate(level, batch, patches, on_tissue)
+            batch, patches, on_tissue, images, gated = self._gate(level, batch, patches, on_tissue)
             children += gated
             if not batch:
                 continue
             probs = self._segment(level, batch, patches)
             start = time.perf_counter()
             observations = make_observations(
-                patches, probs, on_tissue.mean(axis=(1, 2)), self.engine.config.observation
+                patches, probs, on_tissue.mean(axis=(1, 2)), self.engine.config.observation, images
             )
             zoom, probability = decider.decide(level, batch, observations)
             self.result.timings["policy"] += time.perf_counter() - start
@@ -288,20 +288,21 @@ class _SlideRun:
 
     def _gate(
         self, level: int, batch: list[Node], patches: np.ndarray, on_tissue: np.ndarray
-    ) -> tuple[list[Node], np.ndarray, np.ndarray, list[Node]]:
+    ) -> tuple[list[Node], np.ndarray, np.ndarray, np.ndarray | None, list[Node]]:
         """Zoom the nodes the decider's image-only gate is sure of, before f_i runs.
 
-        Returns the batch left for f_i (nodes, patches, tissue) and the gated nodes' children.
+        Returns the batch left for f_i (nodes, patches, tissue, their observation images if
+        made here) and the gated nodes' children.
         """
         gate = getattr(self.engine.decider, "gate", None)
         if gate is None:
-            return batch, patches, on_tissue, []
+            return batch, patches, on_tissue, None, []
         start = time.perf_counter()
         images = image_view(patches, self.engine.config.observation)
         decision = gate(level, images, on_tissue.mean(axis=(1, 2)))
         self.result.timings["policy"] += time.perf_counter() - start
         if decision is None or not decision[0].any():
-            return batch, patches, on_tissue, []
+            return batch, patches, on_tissue, images, []
         zoom, probability = decision
         self._check_finite(probability, "zoom gate", level, batch)
         children: list[Node] = []
@@ -312,7 +313,7 @@ class _SlideRun:
         self.result.gated[level] += int(zoom.sum())
         keep = ~zoom
         rest = [node for node, k in zip(batch, keep, strict=True) if k]
-        return rest, patches[keep], on_tissue[keep], children
+        return rest, patches[keep], on_tissue[keep], images[keep], children
 
     def _tissue_under(self, level: int, batch: Sequence[Node]) -> np.ndarray:
         """The tissue under each patch of ``batch``, ``(N, P, P)`` bool."""
