@@ -45,10 +45,9 @@ def segment_on_dask(
     from distributed import as_completed
 
     outcomes: list[SlideOutcome | None] = [None] * len(jobs)
-    # Dask pins each worker's BLAS/OpenMP to one thread; a local worker gets its share of
-    # the cores instead. A remote cluster's workers keep their own setting.
+    # A local worker gets its share of the cores; a remote cluster's workers keep theirs.
     threads = None if scheduler else max(1, (os.cpu_count() or 1) // (workers or 1))
-    with _client(workers, scheduler, connect_timeout) as client:
+    with _client(workers, scheduler, connect_timeout, threads or 1) as client:
         futures = {
             client.submit(segment_task, spec, job, threads, pure=False): index
             for index, job in enumerate(jobs)
@@ -113,8 +112,30 @@ def _outcome(future: Any, job: SlideJob) -> SlideOutcome:
         return SlideOutcome(job.slide, "failed", None, " ".join(reason.split()))
 
 
+def worker_environment(threads: int) -> dict[str, str | None]:
+    """Dask's ``distributed.nanny.pre-spawn-environ`` for LocalCluster workers of
+    ``threads`` cores each (a variable already set in this process's environment wins).
+
+    BLAS/OpenMP get the worker's share of the cores, not Dask's one thread, and
+    ``MALLOC_TRIM_THRESHOLD_`` is left unset (Dask sets it to 65536). Setting it at all
+    turns off glibc's adaptive mmap threshold, so every patch-sized array (≥ 128 KiB)
+    is mmapped and page-faulted afresh: on the benchmark's test slides a process with it
+    spent 3.2× the system time and took 1.6× as long.
+    """
+    value = str(threads)
+    return {
+        "OMP_NUM_THREADS": value,
+        "MKL_NUM_THREADS": value,
+        "OPENBLAS_NUM_THREADS": value,
+        "MALLOC_TRIM_THRESHOLD_": None,  # None: not set (Dask's own convention)
+    }
+
+
 @contextlib.contextmanager
-def _client(workers: int | None, scheduler: str | None, timeout: float) -> Iterator[Any]:
+def _client(
+    workers: int | None, scheduler: str | None, timeout: float, threads: int
+) -> Iterator[Any]:
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -125,12 +146,13 @@ def _client(workers: int | None, scheduler: str | None, timeout: float) -> Itera
         with client:
             yield client
         return
-    cluster = LocalCluster(
-        n_workers=workers or 1,
-        threads_per_worker=1,  # one slide per process; torch gets the process's cores
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.WARNING,
-    )
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environment(threads)}):
+        cluster = LocalCluster(
+            n_workers=workers or 1,
+            threads_per_worker=1,  # one slide per process; torch gets the process's cores
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.WARNING,
+        )
     with cluster, Client(cluster) as client:
         yield client
