@@ -20,8 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-
+from razn.benchmark.process import measure
 from razn.data.synth import SynthConfig, write_synthetic_slide
 
 
@@ -46,32 +45,6 @@ def ensure_slide(work: Path, size: int, seed: int) -> tuple[Path, float]:
     return slide, time.perf_counter() - start
 
 
-def measure(command: list[str], interval: float = 0.1) -> tuple[int, float, int]:
-    """Run ``command``; return its exit code, wall seconds and the peak summed RSS (bytes)
-    of it and all its descendants."""
-    start = time.perf_counter()
-    process = psutil.Popen(command)
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, _tree_rss(process))
-        time.sleep(interval)
-    return process.returncode, time.perf_counter() - start, peak
-
-
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
-    try:
-        members = [process, *process.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    for member in members:
-        try:
-            total += member.memory_info().rss
-        except psutil.NoSuchProcess:  # a child that just ended
-            continue
-    return total
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="trained run directory")
@@ -87,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.work / f"out_{args.size}"
     command = [sys.executable, "-m", "razn", "segment", str(slide), "--run", str(args.run)]
     command += ["--out", str(out), "--mode", args.mode, "--quiet", *args.extra]
-    code, seconds, peak = measure(command)
+    run = measure(command)
+    code, seconds, peak = run.exit_code, run.seconds, run.peak_rss
     summary_path = out / slide.stem / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if code == 0 else {}
     peak_mib = peak / 2**20

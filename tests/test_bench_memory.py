@@ -10,6 +10,8 @@ from pathlib import Path
 
 import zarr
 
+from razn.benchmark.process import measure
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_memory.py"
 
 
@@ -42,9 +44,8 @@ def test_bench_memory_reports_peak_rss_and_reuses_the_slide(tiny_run, tmp_path, 
 
 
 def test_measure_sums_the_process_tree():
-    bench = load_script()
     child = 'import time; block = b"x" * (300 * 2**20); time.sleep(1.0)'  # pages touched
     parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])"
-    code, seconds, peak = bench.measure([sys.executable, "-c", parent], interval=0.05)
-    assert code == 0 and seconds >= 1.0
-    assert peak >= 300 * 2**20  # the grandchild's buffer counts
+    run = measure([sys.executable, "-c", parent], interval=0.05)
+    assert run.exit_code == 0 and run.seconds >= 1.0
+    assert run.peak_rss >= 300 * 2**20  # the grandchild's buffer counts

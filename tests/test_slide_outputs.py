@@ -23,6 +23,7 @@ from razn.engine import FixedLevel, ZoomEngine
 from razn.engine.batch import segment_one, segment_slides
 from razn.outputs import layout
 from razn.outputs.batch_table import read_batch_table
+from razn.outputs.compare import OutputComparison, compare_outputs
 from razn.outputs.ome_zarr import NOT_DECIDED, mode_downsample, read_decisions
 
 WIDTH, HEIGHT, MPP = 1100, 700, 0.5
@@ -169,3 +170,32 @@ def test_without_viewer_outputs_only_what_scoring_needs_is_written(slide_path, t
     full, _ = segment(slide_path, tmp_path / "full")
     labels = zarr.open_array(str(folder / layout.LABELS), mode="r")[...]
     np.testing.assert_array_equal(labels, zarr.open_array(str(full / layout.LABELS), mode="r")[...])
+
+
+def test_compare_outputs_finds_each_kind_of_difference(slide_path, tmp_path):
+    import shutil
+
+    reference, _ = segment(slide_path, tmp_path / "a")
+    again, _ = segment(slide_path, tmp_path / "b")
+    assert compare_outputs(reference, again) == OutputComparison([], 0.0)
+
+    changed = tmp_path / "c" / "blob"
+    shutil.copytree(reference, changed)
+    decisions = (changed / layout.DECISIONS).read_text(encoding="utf-8").splitlines()
+    level, col, row, x, y, action, probability = decisions[1].split(",")
+    decisions[1] = ",".join([level, col, row, x, y, action, f"{float(probability) + 2e-6:.6f}"])
+    (changed / layout.DECISIONS).write_text("\n".join(decisions) + "\n", encoding="utf-8")
+    loose = compare_outputs(reference, changed, probability_tolerance=1e-5)
+    assert loose.same and loose.max_probability_difference == pytest.approx(2e-6, abs=1e-9)
+    assert compare_outputs(reference, changed).differences == [
+        "decisions.csv: P(zoom) differs by up to 2.00e-06 (tolerance 0.00e+00)"
+    ]
+
+    zoom = zarr.open_group(str(changed / layout.ZOOM_LEVELS_OME), mode="r+")["1"]
+    zoom[0, 0] = 7
+    labels = zarr.open_array(str(changed / layout.LABELS), mode="r+")
+    labels[0, 0] = 1 - labels[0, 0]
+    assert compare_outputs(reference, changed, probability_tolerance=1e-5).differences == [
+        "zoom_levels.ome.zarr/1: the pixels differ",
+        "labels.zarr: the labels differ",
+    ]
