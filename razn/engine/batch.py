@@ -31,6 +31,7 @@ from razn.engine.inputs import output_name, output_names, unique_paths
 from razn.engine.slide_outputs import write_slide_outputs
 from razn.engine.zoom import SlideResult, ZoomEngine
 from razn.errors import OutputError, RaznError
+from razn.memory import release_free_memory
 from razn.outputs import layout
 from razn.outputs.batch_table import BatchTable, SlideOutcome
 from razn.outputs.ome_zarr import NgffVersion
@@ -217,6 +218,8 @@ def run_job(job: SlideJob, engine: ZoomEngine, progress: bool = False) -> SlideO
         )  # fmt: skip
     except RaznError as exc:
         return SlideOutcome(job.slide, "failed", None, str(exc), time.perf_counter() - start)
+    finally:
+        release_free_memory()  # the next slide starts from the same resident memory
     return SlideOutcome(job.slide, "done", output, "", result.seconds, result.patches)
 
 
