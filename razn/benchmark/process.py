@@ -1,7 +1,7 @@
 """Wall time and peak memory of a command run as a child process (the benchmark scripts').
 
 Peak memory is the resident set of the child and all its descendants summed (Dask
-workers, reader processes), sampled with psutil; a sample interval of 0.1 s misses
+workers and any other subprocess), sampled with psutil; a sample interval of 0.1 s misses
 only peaks shorter than that.
 """
 
