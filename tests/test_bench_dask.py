@@ -3,25 +3,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_dask.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_dask", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
 
 
 def test_bench_dask_times_both_runs_and_compares_their_outputs(tiny_run, tmp_path, capsys):
-    bench = load_script()
+    bench = load_script("bench_dask")
     slide = sorted((tiny_run / "data" / "slides").glob("synth_*.tiff"))[0]
     args = [str(slide), "--run", str(tiny_run / "run"), "--modes", "razn", "--work", str(tmp_path)]
     assert bench.main(args) == 0

@@ -3,28 +3,18 @@ process and reports peak memory and wall time (the 100,000² run is a benchmark,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import zarr
+from conftest import load_script
 
 from razn.benchmark.process import measure
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_memory.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_memory", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_bench_memory_reports_peak_rss_and_reuses_the_slide(tiny_run, tmp_path, capsys):
-    bench = load_script()
+    bench = load_script("bench_memory")
     args = ["--run", str(tiny_run / "run"), "--size", "4096", "--work", str(tmp_path)]
     assert bench.main([*args, "--mode", "ud"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
