@@ -53,14 +53,15 @@ def batch_agreement(one: Path, many: Path, tolerance: float) -> dict[str, Any]:
 
 
 def bench_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
-    runs = {}
-    for workers in (1, args.workers):
-        out = args.work / f"{mode}_{'one_process' if workers == 1 else f'workers_{workers}'}"
+    one, many = args.work / f"{mode}_one_process", args.work / f"{mode}_workers_{args.workers}"
+    for out in (one, many):  # checked before either run: never half a measurement
         if out.exists():
             raise SystemExit(f"{out}: exists; remove it or choose another --work")
+    runs = []
+    for out, workers in ((one, 1), (many, args.workers)):
         read_through(args.slide_paths)  # both runs start with the slides in the page cache
-        runs[workers] = (out, measure(segment_command(args, mode, out, workers)))
-    (one, single), (many, parallel) = runs[1], runs[args.workers]
+        runs.append(measure(segment_command(args, mode, out, workers)))
+    single, parallel = runs
     failed = single.exit_code != 0 or parallel.exit_code != 0
     report: dict[str, Any] = {
         "mode": mode,
