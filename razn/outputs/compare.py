@@ -44,7 +44,7 @@ def compare_outputs(a: Path, b: Path, probability_tolerance: float = 0.0) -> Out
     for name in (layout.LABELS_OME, layout.ZOOM_LEVELS_OME):
         result.differences += _pyramid_differences(a / name, b / name)
     labels = [zarr.open_array(str(folder / layout.LABELS), mode="r") for folder in (a, b)]
-    if labels[0].shape != labels[1].shape or not np.array_equal(labels[0][:], labels[1][:]):
+    if not _arrays_equal(*labels):
         result.differences.append(f"{layout.LABELS}: the labels differ")
     _compare_decisions(a / layout.DECISIONS, b / layout.DECISIONS, probability_tolerance, result)
     if (a / layout.GEOJSON).read_bytes() != (b / layout.GEOJSON).read_bytes():
@@ -73,9 +73,19 @@ def _pyramid_differences(a: Path, b: Path) -> list[str]:
     return [
         f"{a.name}/{key}: the pixels differ"
         for key in keys[0]
-        if groups[0][key].shape != groups[1][key].shape
-        or not np.array_equal(groups[0][key][:], groups[1][key][:])
+        if not _arrays_equal(groups[0][key], groups[1][key])
     ]
+
+
+def _arrays_equal(x: zarr.Array, y: zarr.Array, rows: int = 2048) -> bool:
+    """Equal shapes and pixels, compared a strip of ``rows`` rows at a time (a 100,000²
+    slide's labels are 10 GB in RAM)."""
+    if x.shape != y.shape:
+        return False
+    return all(
+        np.array_equal(x[top : top + rows], y[top : top + rows])
+        for top in range(0, x.shape[0], rows)
+    )
 
 
 def _compare_decisions(a: Path, b: Path, tolerance: float, result: OutputComparison) -> None:
@@ -83,9 +93,8 @@ def _compare_decisions(a: Path, b: Path, tolerance: float, result: OutputCompari
     if len(rows[0]) != len(rows[1]):
         result.differences.append(f"{a.name}: {len(rows[0])} rows against {len(rows[1])}")
         return
-    for number, (row_a, row_b) in enumerate(
-        zip(*rows, strict=True), start=2
-    ):  # line 1 is the header
+    # numbered as lines of the file: line 1 is the header
+    for number, (row_a, row_b) in enumerate(zip(*rows, strict=True), start=2):
         if row_a[:-1] != row_b[:-1]:
             result.differences.append(f"{a.name} line {number}: {row_a} against {row_b}")
             return
