@@ -31,7 +31,7 @@ from razn.config import to_dict
 from razn.data.masks import LabelMask, open_mask
 from razn.digest import file_sha256
 from razn.geometry import ZoomGeometry, resample_labels
-from razn.models import Segmenter, class_labels, predict_probs
+from razn.models import Segmenter, predict_probs, tissue_labels
 from razn.observation import NUM_FIXED_STATS, make_observations
 from razn.rewards import block_sums
 from razn.run_config import RunConfig
@@ -181,7 +181,7 @@ def root_tables(
         patches = split_patches(read_at_downsample(slide, location, downsample, (size, size)), n)
         probs = predict_probs(segmenter, patches)
         on_tissue = split_patches(tissue.sample(location, downsample, (size, size)), n)
-        prediction = np.where(on_tissue, class_labels(probs), 0).astype(np.uint8)
+        prediction = tissue_labels(probs, on_tissue)
         predicted = resample_labels(merge_patches(prediction, n), downsample / eval_ds)
         errors = block_sums((predicted != labels) & valid, n).astype(np.float64)
         area = block_sums(valid, n).astype(np.float64)

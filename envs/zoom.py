@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.reward_cache import LevelTable, read_tables
-from razn.observation import ObservationConfig, observation_space
+from razn.observation import ObservationConfig, observation_space, policy_view
 from razn.rewards import RewardConfig, zoom_cost, zoom_outcome, zoom_reward
 
 
@@ -31,10 +31,12 @@ class ZoomEnv(gym.Env):
     ``Discrete(2)``: 0 = break, 1 = zoom.
 
     ## Observation Space
-    ``Dict`` of ``"image"`` ``Box(0, 255, (3, S, S), uint8)`` (the patch, area-downsized),
-    ``"seg"`` ``Box(0, 255, (K, S, S), uint8)`` (f_i's normalised entropy and foreground
-    probabilities) and ``"stats"`` ``Box(0, 1, (5 + K,), float32)`` (summaries of f_i's
-    output and the tissue share); see :mod:`razn.observation`.
+    With ``inputs="image"`` (the default: the policy decides before f_i runs), ``Dict`` of
+    ``"image"`` ``Box(0, 255, (3, S, S), uint8)`` (the patch, area-downsized) and
+    ``"stats"`` ``Box(0, 1, (8,), float32)`` (tissue share, colour and texture of the view).
+    With ``inputs="segmentation"`` also ``"seg"`` ``Box(0, 255, (K, S, S), uint8)`` (f_i's
+    normalised entropy and foreground probabilities), and ``"stats"`` ``Box(0, 1, (5 + K,),
+    float32)`` summarise f_i's output and the tissue share; see :mod:`razn.observation`.
 
     ## Rewards
     Break: 0. Zoom: ``(err_break − err_zoom) / A − λ · cost_zoom`` where ``err_break``
@@ -42,8 +44,9 @@ class ZoomEnv(gym.Env):
     wrong when each follows the next level's policy (or f_{i+1} alone when level i+1
     is the finest or has no policy yet), ``A`` the pixels of one finest-level patch at
     the evaluation resolution (the same unit at every level), and
-    ``cost_zoom`` the segmentations and policy calls the zoom adds, in units of one
-    patch segmentation (see :mod:`razn.rewards`).
+    ``cost_zoom`` the segmentations and policy calls the zoom adds over breaking, in
+    units of one patch segmentation (with ``inputs="image"`` a zoom saves the patch's
+    own segmentation; see :mod:`razn.rewards`).
 
     ## Starting State
     A patch drawn from all cached patches of the level (uniformly, or half from
@@ -63,9 +66,10 @@ class ZoomEnv(gym.Env):
       (R, n, n)}`` over the same cached nodes; missing levels break.
     * ``episode_length``, ``sampling``: as above.
     * ``unit_area``: ``A`` (keyword only; ``RunConfig.reward_unit_area``).
+    * ``inputs``: ``image`` or ``segmentation``, what the policy sees (keyword only).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; ``inputs`` added with image-first policies (default ``image``).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's convention
@@ -82,6 +86,7 @@ class ZoomEnv(gym.Env):
         sampling: Literal["uniform", "balanced"] = "uniform",
         *,
         unit_area: float,
+        inputs: str = "image",
     ):
         tables = cache[0] if isinstance(cache, tuple) else read_tables([Path(p) for p in cache])[0]
         if not 0 <= level < len(tables) - 1:
@@ -95,13 +100,19 @@ class ZoomEnv(gym.Env):
         self.episode_length = episode_length
         self.sampling = sampling
         table = tables[level]
-        self._observations = {k: _flat(v, 3) for k, v in table.observations.items()}
-        rewards = zoom_rewards(tables, level, rate, zoom or {}, self.reward_config, unit_area)
+        view = policy_view(table.observations, inputs)
+        self._observations = {k: _flat(v, 3) for k, v in view.items()}
+        decide_first = inputs == "image"
+        rewards = zoom_rewards(
+            tables, level, rate, zoom or {}, self.reward_config, unit_area, decide_first
+        )
         self.rewards = _flat(rewards, 3)
         if len(self.rewards) == 0:
             raise ValueError("the reward cache holds no patches (no tissue in its slides?)")
-        num_classes = self._observations["seg"].shape[1]
-        self.observation_space = observation_space(observation or ObservationConfig(), num_classes)
+        num_classes = table.observations["seg"].shape[-3]
+        self.observation_space = observation_space(
+            observation or ObservationConfig(), num_classes, inputs
+        )
         self.action_space = spaces.Discrete(2)
         self._pools = _sampling_pools(self.rewards, sampling)
         self._index = 0
@@ -147,11 +158,13 @@ def zoom_rewards(
     zoom: Mapping[int, np.ndarray],
     config: RewardConfig,
     unit_area: float,
+    decide_first: bool = True,
 ) -> np.ndarray:
-    """The reward of zooming every cached node of ``level``, ``(R, n, n)``."""
+    """The reward of zooming every cached node of ``level``, ``(R, n, n)``; ``decide_first``
+    is the cost model (:mod:`razn.rewards`)."""
     errors = [t.errors for t in tables]
-    outcome = zoom_outcome(errors, zoom, level, rate)
-    cost = zoom_cost(outcome, config)
+    outcome = zoom_outcome(errors, zoom, level, rate, decide_first)
+    cost = zoom_cost(outcome, config, decide_first)
     return zoom_reward(
         errors[level], outcome.errors, tables[level].area, cost, config.lam, unit_area
     )

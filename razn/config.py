@@ -114,6 +114,8 @@ def from_mapping(
             f"{where or 'config'}: expected a mapping, got {type(data).__name__}", source
         )
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    retired: Mapping[str, str] = getattr(cls, "RETIRED_KEYS", {})
+    data = {key: value for key, value in data.items() if key not in retired}
     for key in data:
         if key not in fields:
             raise ConfigError(

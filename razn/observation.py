@@ -1,22 +1,32 @@
-"""What a zoom policy g_i sees of a patch: one function shared by the environment and the engine.
+"""What a zoom policy g_i sees of a patch: one set of functions shared by the environment and
+the engine.
 
-An observation is a dict of three arrays (Gymnasium ``Dict`` space):
+A policy sees one of two observations (``policy.inputs``, Gymnasium ``Dict`` spaces):
 
-* ``"image"``: the RGB patch area-downsized to ``size × size``, ``(3, S, S)`` uint8;
-* ``"seg"``: f_i's view of it, ``(K, S, S)`` uint8 scaled 0–255: channel 0 is the
-  normalised entropy of f_i's class probabilities, channels 1…K−1 the
-  probabilities of the foreground classes;
-* ``"stats"``: ``(5 + K,)`` float32 in [0, 1]: mean normalised entropy, share of
-  pixels whose normalised entropy exceeds 0.5, mean top-class probability, share of
-  pixels on a predicted class boundary, tissue share, and the predicted share of
-  every class.
+``image`` (the default: g_i decides *before* f_i runs, so a zoom costs one policy call)
+    * ``"image"``: the RGB patch area-downsized to ``size × size``, ``(3, S, S)`` uint8;
+    * ``"stats"``: ``(8,)`` float32 in [0, 1] (:data:`IMAGE_STAT_NAMES`): tissue share,
+      mean and standard deviation (× 2) of each RGB channel of the view, and its mean
+      absolute gradient (texture) — all computed from the downsized view.
 
-What f_i already knows (where it is unsure, where its classes meet) is the
-strongest hint of where zooming pays; the image lets the policy see what f_i misses.
+``segmentation`` (f_i first: every node g_i zooms has been segmented for nothing)
+    * ``"image"`` as above;
+    * ``"seg"``: f_i's view of it, ``(K, S, S)`` uint8 scaled 0–255: channel 0 is the
+      normalised entropy of f_i's class probabilities, channels 1…K−1 the
+      probabilities of the foreground classes;
+    * ``"stats"``: ``(5 + K,)`` float32 in [0, 1] (:data:`STAT_NAMES`): mean normalised
+      entropy, share of pixels whose normalised entropy exceeds 0.5, mean top-class
+      probability, share of pixels on a predicted class boundary, tissue share, and the
+      predicted share of every class.
+
+The reward cache stores the ``segmentation`` observation of every node (its ``stats``
+also feed the ``uncertainty`` baseline); :func:`policy_view` derives either observation
+from it, exactly as the engine computes it from a read patch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +34,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional torch alias
 
 from razn.config import check_range
+from razn.policy.config import check_inputs
 
 NUM_FIXED_STATS = 5
 STAT_NAMES = (
@@ -38,6 +49,18 @@ ENTROPY_STAT = STAT_NAMES.index("mean_entropy")
 TISSUE_STAT = STAT_NAMES.index("tissue_share")
 """Index of the tissue share in ``stats``."""
 
+IMAGE_STAT_NAMES = (
+    "tissue_share",
+    "mean_red",
+    "mean_green",
+    "mean_blue",
+    "std_red",
+    "std_green",
+    "std_blue",
+    "mean_gradient",
+)
+"""The ``stats`` of the ``image`` observation, each in [0, 1]."""
+
 
 @dataclass(frozen=True)
 class ObservationConfig:
@@ -50,18 +73,70 @@ class ObservationConfig:
         check_range("observation.size", self.size, low=36, high=512)
 
 
-def observation_space(config: ObservationConfig, num_classes: int):  # -> gymnasium.spaces.Dict
-    """The Gymnasium ``Dict`` space of :func:`make_observations` for ``num_classes`` classes."""
+def observation_space(
+    config: ObservationConfig, num_classes: int, inputs: str = "image"
+):  # -> gymnasium.spaces.Dict
+    """The Gymnasium ``Dict`` space of a policy seeing ``inputs`` (see the module docstring)."""
     from gymnasium import spaces
 
+    check_inputs(inputs)
     s = config.size
+    image = spaces.Box(0, 255, (3, s, s), np.uint8)
+    if inputs == "image":
+        return spaces.Dict(
+            {"image": image, "stats": spaces.Box(0.0, 1.0, (len(IMAGE_STAT_NAMES),), np.float32)}
+        )
     return spaces.Dict(
         {
-            "image": spaces.Box(0, 255, (3, s, s), np.uint8),
+            "image": image,
             "seg": spaces.Box(0, 255, (num_classes, s, s), np.uint8),
             "stats": spaces.Box(0.0, 1.0, (NUM_FIXED_STATS + num_classes,), np.float32),
         }
     )
+
+
+def space_inputs(space) -> str:  # space: gymnasium.spaces.Dict
+    """Which observation a policy's ``space`` is: ``segmentation`` if it holds f_i's view."""
+    return "segmentation" if "seg" in space.spaces else "image"
+
+
+def image_observations(images: np.ndarray, tissue_share: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``image`` observation of a batch, from its :func:`image_view` ``(N, 3, S, S)``
+    uint8 and the tissue share ``(N,)`` in [0, 1] of each patch."""
+    return {"image": images, "stats": image_stats(images, tissue_share)}
+
+
+def image_stats(images: np.ndarray, tissue_share: np.ndarray) -> np.ndarray:
+    """:data:`IMAGE_STAT_NAMES` of downsized views ``(N, 3, S, S)`` uint8, ``(N, 8)`` float32."""
+    pixels = images.astype(np.float32) / 255.0
+    gradient = np.abs(np.diff(pixels, axis=2)).mean(axis=(1, 2, 3)) + np.abs(
+        np.diff(pixels, axis=3)
+    ).mean(axis=(1, 2, 3))
+    stats = np.concatenate(
+        [
+            np.clip(np.asarray(tissue_share, np.float32), 0.0, 1.0).reshape(-1, 1),
+            pixels.mean(axis=(2, 3)),
+            np.clip(2.0 * pixels.std(axis=(2, 3)), 0.0, 1.0),
+            np.clip(gradient, 0.0, 1.0).reshape(-1, 1),
+        ],
+        axis=1,
+    )
+    return stats.astype(np.float32).reshape(len(images), len(IMAGE_STAT_NAMES))
+
+
+def policy_view(observations: Mapping[str, np.ndarray], inputs: str) -> dict[str, np.ndarray]:
+    """What a policy seeing ``inputs`` gets from ``segmentation`` observations (e.g. the
+    reward cache's) whose arrays may lead with any shape ``(…, )``: the same arrays for
+    ``segmentation``, the image and its :func:`image_stats` for ``image``."""
+    check_inputs(inputs)
+    if inputs == "segmentation":
+        return dict(observations)
+    images = observations["image"]
+    leading = images.shape[:-3]
+    flat = images.reshape(-1, *images.shape[-3:])
+    share = observations["stats"][..., TISSUE_STAT].reshape(-1)
+    stats = image_stats(flat, share) if len(flat) else np.zeros((0, len(IMAGE_STAT_NAMES)))
+    return {"image": images, "stats": stats.astype(np.float32).reshape(*leading, -1)}
 
 
 def make_observations(
@@ -77,7 +152,7 @@ def make_observations(
         patches: ``(N, P, P, 3)`` uint8 RGB patches at the level.
         probs: ``(N, K, P, P)`` float32 class probabilities of f_i on them.
         tissue_share: ``(N,)`` share of each patch that is tissue, in [0, 1].
-        image: their :func:`image_view`, if already made (the engine's gate made it).
+        image: their :func:`image_view`, if already made.
     Returns:
         ``{"image": (N, 3, S, S) uint8, "seg": (N, K, S, S) uint8, "stats": (N, 5 + K) float32}``.
     """

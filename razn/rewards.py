@@ -18,9 +18,16 @@ would value a pixel fixed at level i ``r²`` times more than one fixed at level 
 measured on cached validation trees, the oracle of that reward needed up to 1.6× the
 segmentations for the same error.)
 ``cost_zoom`` is the extra compute of zooming in units of one patch segmentation:
-the segmentations in the zoomed subtree plus ``policy_cost`` per policy call in it
-(f_i itself runs before every decision because the policy sees its output, so
-breaking adds nothing).
+the segmentations in the zoomed subtree plus ``policy_cost`` per policy call in it,
+less what breaking would have cost. How much that is depends on what the policies see
+(``decide_first``):
+
+* **image-first** (``decide_first=True``, the default): g_i decides from the patch
+  alone and f_i runs only where it breaks, so a zoom saves the node's own segmentation
+  (``cost_zoom = subtree − 1``) and a zoomed node deeper down costs only its children;
+* **f_i first** (``decide_first=False``): f_i runs before every decision because the
+  policy sees its output, so breaking adds nothing (``cost_zoom = subtree``) and every
+  zoomed node deeper down pays its own segmentation besides its children's.
 """
 
 from __future__ import annotations
@@ -74,6 +81,7 @@ def follow_policies(
     zoom: Mapping[int, np.ndarray],
     level: int,
     rate: int,
+    decide_first: bool = True,
 ) -> SubtreeOutcome:
     """Outcome for nodes at ``level`` when each level ``j >= level`` zooms where ``zoom[j]``.
 
@@ -83,6 +91,8 @@ def follow_policies(
             a level missing from ``zoom`` has no policy and always breaks.
         level: the level whose nodes are reported.
         rate: the zoom rate ``r``.
+        decide_first: the policies decide before f_j runs (a zoomed node is not segmented);
+            False: every node a policy decides is segmented first.
     """
     finest = len(errors) - 1
     outcome = SubtreeOutcome(
@@ -96,17 +106,22 @@ def follow_policies(
         zoomed = np.zeros(errors[j].shape, bool) if decided is None else np.asarray(decided, bool)
         outcome = SubtreeOutcome(
             np.where(zoomed, sum_children(outcome.errors, rate), errors[j]),
-            np.where(zoomed, sum_children(outcome.segmentations, rate), 1),
+            np.where(zoomed, sum_children(outcome.segmentations, rate) + int(not decide_first), 1),
             np.where(zoomed, sum_children(outcome.policy_calls, rate), 0) + int(has_policy),
         )
     return outcome
 
 
 def zoom_outcome(
-    errors: Sequence[np.ndarray], zoom: Mapping[int, np.ndarray], level: int, rate: int
+    errors: Sequence[np.ndarray],
+    zoom: Mapping[int, np.ndarray],
+    level: int,
+    rate: int,
+    decide_first: bool = True,
 ) -> SubtreeOutcome:
-    """Outcome of *zooming* every node at ``level``: its children follow the policies below."""
-    children = follow_policies(errors, zoom, level + 1, rate)
+    """Outcome of *zooming* every node at ``level``: its children follow the policies below
+    (see :func:`follow_policies`)."""
+    children = follow_policies(errors, zoom, level + 1, rate, decide_first)
     return SubtreeOutcome(
         sum_children(children.errors, rate),
         sum_children(children.segmentations, rate),
@@ -114,9 +129,13 @@ def zoom_outcome(
     )
 
 
-def zoom_cost(outcome: SubtreeOutcome, config: RewardConfig) -> np.ndarray:
-    """Extra compute of zooming, in patch segmentations (see the module docstring)."""
-    return outcome.segmentations + config.policy_cost * outcome.policy_calls
+def zoom_cost(
+    outcome: SubtreeOutcome, config: RewardConfig, decide_first: bool = True
+) -> np.ndarray:
+    """Extra compute of zooming over breaking, in patch segmentations, from the zoomed
+    subtree's :func:`zoom_outcome` (see the module docstring)."""
+    cost = outcome.segmentations + config.policy_cost * outcome.policy_calls
+    return cost - 1.0 if decide_first else cost.astype(np.float64)
 
 
 def reward_unit_area(patch_size: int, finest_downsample: float, eval_downsample: float) -> float:
@@ -155,6 +174,7 @@ def oracle_rewards(
     reward: RewardConfig,
     rate: int,
     unit_area: float,
+    decide_first: bool = True,
 ) -> dict[int, np.ndarray]:
     """The reward of zooming every node when the levels below follow the oracle.
 
@@ -165,14 +185,16 @@ def oracle_rewards(
         errors: per level, f_j's misclassified pixels at each node, ``(R, n, n)``.
         area: per level, the scored pixels at each node.
         unit_area: the reward's unit of area (:func:`reward_unit_area`).
+        decide_first: the cost model (see the module docstring). The oracle itself never
+            segments a node it zooms, so True gives its own cost.
     Returns:
         ``{level: float (R, n, n)}`` for every level but the finest.
     """
     zoom: dict[int, np.ndarray] = {}
     rewards: dict[int, np.ndarray] = {}
     for level in range(len(errors) - 2, -1, -1):
-        outcome = zoom_outcome(errors, zoom, level, rate)
-        cost = zoom_cost(outcome, reward)
+        outcome = zoom_outcome(errors, zoom, level, rate, decide_first)
+        cost = zoom_cost(outcome, reward, decide_first)
         gain = zoom_reward(errors[level], outcome.errors, area[level], cost, reward.lam, unit_area)
         rewards[level], zoom[level] = gain, gain > 0
     return rewards
@@ -184,10 +206,11 @@ def oracle_zoom(
     reward: RewardConfig,
     rate: int,
     unit_area: float,
+    decide_first: bool = True,
 ) -> dict[int, np.ndarray]:
     """The oracle's decisions, ``{level: bool (R, n, n)}``: zoom where
     :func:`oracle_rewards` is positive."""
-    rewards = oracle_rewards(errors, area, reward, rate, unit_area)
+    rewards = oracle_rewards(errors, area, reward, rate, unit_area, decide_first)
     return {level: gain > 0 for level, gain in rewards.items()}
 
 

@@ -6,15 +6,16 @@ only gathers them. The resolved config is written into each run directory.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from razn.config import check_range, load_config
 from razn.errors import ConfigError
 from razn.geometry import ZoomGeometry
 from razn.models.factory import SegmenterConfig
 from razn.observation import ObservationConfig
-from razn.policy.config import GateConfig
 from razn.rewards import RewardConfig
 from razn.slide.tissue import TissueConfig
 from razn.train.config import PolicyTrainConfig, SegTrainConfig
@@ -78,7 +79,12 @@ class RunConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     seg_train: SegTrainConfig = field(default_factory=SegTrainConfig)
     policy: PolicyTrainConfig = field(default_factory=PolicyTrainConfig)
-    gate: GateConfig = field(default_factory=GateConfig)
+
+    RETIRED_KEYS: ClassVar[Mapping[str, str]] = {
+        "gate": "the image-only gates of razn 0.1, replaced by image-first policies (policy.inputs)"
+    }
+    """Sections older configs may hold that are read and ignored (run directories of earlier
+    versions stay usable)."""
 
     def __post_init__(self) -> None:
         finest = self.levels.downsamples[-1]
@@ -94,6 +100,12 @@ class RunConfig:
     @property
     def eval_downsample(self) -> float:
         return self.evaluation.downsample or self.levels.downsamples[-1]
+
+    @property
+    def decide_first(self) -> bool:
+        """Whether the policies decide before f_i runs (``policy.inputs: image``): the cost
+        model of the rewards (:mod:`razn.rewards`)."""
+        return self.policy.inputs == "image"
 
     @property
     def reward_unit_area(self) -> float:

@@ -42,9 +42,8 @@ RUN_FORMAT = "razn-run/1"
 RUNTIME_KEYS = frozenset({"seg_train.num_workers", "seg_train.device", "seg_train.torch_threads"})
 """Config keys that may differ when a run is continued: they change speed, not results."""
 
-POLICY_SECTIONS = ("policy", "reward", "gate")
-"""Config sections that only the zoom policies and their gates depend on (not the segmenters
-or caches)."""
+POLICY_SECTIONS = ("policy", "reward")
+"""Config sections that only the zoom policies depend on (not the segmenters or caches)."""
 
 
 class RunDirectory:

@@ -51,12 +51,13 @@ class Always:
     """Zooms everything (with observations, like a policy would)."""
 
     zoom: bool
+    observes: str = "image"
     name: str = "always"
-    needs_observation: bool = True
 
     def decide(self, level, nodes, observations):
         count = len(nodes)
         assert observations is not None and observations["image"].shape[0] == count
+        assert ("seg" in observations) == (self.observes == "segmentation")
         return np.full(count, self.zoom), np.full(count, float(self.zoom), np.float32)
 
 
@@ -99,14 +100,16 @@ def run(engine: ZoomEngine, slide, tmp_path, name, tissue=None):
     return np.asarray(zarr.open_array(str(tmp_path / f"{name}.zarr"), mode="r")[:]), result
 
 
-def test_always_zoom_equals_cip_and_never_zoom_equals_ud(tmp_path):
+@pytest.mark.parametrize("observes", ["image", "segmentation"])
+def test_always_zoom_equals_cip_and_never_zoom_equals_ud(tmp_path, observes):
     image = blob_image(203, 150)  # not a multiple of the 64 px root
     slide = ArraySlide([image])
     config = config_for()
     models = [ColourSegmenter() for _ in range(3)]
-    zoomed, r_zoom = run(ZoomEngine(models, Always(True), config), slide, tmp_path, "z")
+    always = Always(True, observes)
+    zoomed, r_zoom = run(ZoomEngine(models, always, config), slide, tmp_path, "z")
     cip, r_cip = run(ZoomEngine(models, FixedLevel(2, name="cip"), config), slide, tmp_path, "cip")
-    never, _ = run(ZoomEngine(models, Always(False), config), slide, tmp_path, "n")
+    never, r_never = run(ZoomEngine(models, Always(False, observes), config), slide, tmp_path, "n")
     ud, r_ud = run(ZoomEngine(models, FixedLevel(0, name="ud"), config), slide, tmp_path, "ud")
     np.testing.assert_array_equal(zoomed, cip)
     np.testing.assert_array_equal(never, ud)
@@ -115,10 +118,14 @@ def test_always_zoom_equals_cip_and_never_zoom_equals_ud(tmp_path):
     assert not np.array_equal(cip, ud)  # the 1-px line is lost at downsample 4
     # Patches holding some of the 203x150 slide: ceil(203 / s) x ceil(150 / s) per extent s;
     # children wholly outside the slide hold no tissue and are never read.
-    assert r_ud.patches == [4 * 3, 0, 0]
+    assert r_ud.patches == r_never.patches == [4 * 3, 0, 0]
     assert r_cip.patches == [0, 0, 13 * 10]
-    assert r_zoom.patches == [4 * 3, 7 * 5, 13 * 10]
     assert r_cip.level0_pixels_read == 13 * 10 * 16 * 16
+    assert r_zoom.zoomed == [4 * 3, 7 * 5, 0]
+    if observes == "image":  # decided before f_i: a zoomed node is never segmented
+        assert r_zoom.patches == r_cip.patches
+    else:  # f_i segments every node before the decider sees it
+        assert r_zoom.patches == [4 * 3, 7 * 5, 13 * 10]
 
 
 def test_constant_segmenter_gives_exactly_the_tissue_mask(tmp_path):
@@ -137,14 +144,15 @@ def test_constant_segmenter_gives_exactly_the_tissue_mask(tmp_path):
         assert "empty" in actions  # roots without tissue are never read
 
 
-def test_every_area_is_decided_once_under_a_mixed_policy(tmp_path):
+@pytest.mark.parametrize("observes", ["image", "segmentation"])
+def test_every_area_is_decided_once_under_a_mixed_policy(tmp_path, observes):
     slide = ArraySlide([blob_image(203, 150)])
     models = [ColourSegmenter() for _ in range(3)]
 
     @dataclass
     class Checkerboard:
+        observes: str
         name: str = "checker"
-        needs_observation: bool = True
         calls: int = 0
 
         def decide(self, level, nodes, observations):
@@ -152,14 +160,22 @@ def test_every_area_is_decided_once_under_a_mixed_policy(tmp_path):
             zoom = (np.arange(len(nodes)) + level) % 2 == 0
             return zoom, zoom.astype(np.float32)
 
-    labels, result = run(ZoomEngine(models, Checkerboard(), config_for()), slide, tmp_path, "mixed")
+    decider = Checkerboard(observes)
+    labels, result = run(ZoomEngine(models, decider, config_for()), slide, tmp_path, "mixed")
     coverage = np.zeros((150, 203), int)
+    breaks = [0, 0, 0]
     for level, _col, _row, x, y, action, _ in result.decisions.rows:
         if action == "break":
             extent = 16 * (4, 2, 1)[level]
             coverage[y : y + extent, x : x + extent] += 1
+            breaks[level] += 1
     assert (coverage == 1).all()
     assert labels.shape == (150, 203)
+    assert breaks[0] > 0 and result.zoomed[0] > 0
+    if observes == "image":  # f_i runs exactly on the breaks
+        assert result.patches == breaks
+    else:  # and on the zooms too when the decider needs its output
+        assert result.patches == [b + z for b, z in zip(breaks, result.zoomed, strict=True)]
 
 
 def test_non_power_of_two_pyramid_and_output_resolution(tmp_path):

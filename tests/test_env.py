@@ -140,13 +140,17 @@ def _hand_built_tables(parent_errors: float, child_errors: list[float]):
 
 
 @pytest.mark.parametrize(
-    ("parent", "children", "expected"),
+    ("inputs", "parent", "children", "expected"),
     [
-        (300.0, [0.0, 0.0, 0.0, 0.0], 300 / 250 - 0.01 * 4),  # f_0 wrong, children right
-        (40.0, [10.0, 10.0, 10.0, 10.0], -0.01 * 4),  # zooming changes nothing
+        # image-first: a zoom runs 4 segmentations instead of the parent's 1
+        ("image", 300.0, [0.0, 0.0, 0.0, 0.0], 300 / 250 - 0.01 * 3),  # f_0 wrong, children right
+        ("image", 40.0, [10.0, 10.0, 10.0, 10.0], -0.01 * 3),  # zooming changes nothing
+        # f_i first: the parent is segmented anyway, the zoom adds 4
+        ("segmentation", 300.0, [0.0, 0.0, 0.0, 0.0], 300 / 250 - 0.01 * 4),
+        ("segmentation", 40.0, [10.0, 10.0, 10.0, 10.0], -0.01 * 4),
     ],
 )
-def test_env_rewards_on_hand_built_cache(parent, children, expected):
+def test_env_rewards_on_hand_built_cache(inputs, parent, children, expected):
     from razn.observation import ObservationConfig
     from razn.rewards import RewardConfig
 
@@ -158,8 +162,12 @@ def test_env_rewards_on_hand_built_cache(parent, children, expected):
         observation=ObservationConfig(size=36),
         episode_length=2,
         unit_area=250.0,  # the pixels of one child (the finest level)
+        inputs=inputs,
     )
-    env.reset(seed=0)
+    observation, _ = env.reset(seed=0)
+    assert sorted(observation) == (
+        ["image", "seg", "stats"] if inputs == "segmentation" else ["image", "stats"]
+    )
     _, zoom_reward, *_ = env.step(1)
     _, break_reward, *_ = env.step(0)
     assert zoom_reward == pytest.approx(expected) and break_reward == 0.0

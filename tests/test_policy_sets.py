@@ -10,22 +10,15 @@ import pytest
 from razn.benchmark.workers import policy_set_config
 from razn.config import dump_yaml, from_mapping
 from razn.errors import CheckpointError
-from razn.policy.gate import Gate, GateNet
 from razn.policy.store import policy_folder, policy_path, record_digest
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
-from razn.train.gates import GateReport, save_gates
 from razn.train.policy import policies_exist
 
 
-def _config(gate: bool = False, **policy: object) -> RunConfig:
+def _config(**policy: object) -> RunConfig:
     return from_mapping(
-        RunConfig,
-        {
-            "levels": {"downsamples": [4, 2, 1], "patch_size": 64},
-            "policy": dict(policy),
-            "gate": {"enabled": gate},
-        },
+        RunConfig, {"levels": {"downsamples": [4, 2, 1], "patch_size": 64}, "policy": dict(policy)}
     )
 
 
@@ -52,18 +45,20 @@ def test_a_policy_set_counts_only_for_the_policy_config_it_was_trained_with(tmp_
     assert not policies_exist(run, 0.01, 1, policy_set_config(config, 0.01, 1))
 
 
-def test_with_gates_enabled_a_set_counts_only_with_its_verified_gates(tmp_path):
-    config = _config(gate=True)
-    run, folder = _saved_set(tmp_path, config, 0.01, None)
-    wanted = policy_set_config(config, 0.01, None)
-    assert not policies_exist(run, 0.01, None, wanted)  # PPO done, gates missing
-    reports = [GateReport(level, 4, 0.5, 2, 0.8, 1, 1.0, 1.0) for level in range(2)]
-    save_gates(folder, {level: Gate(GateNet(), 0.8) for level in range(2)}, reports, config.gate)
-    assert policies_exist(run, 0.01, None, wanted)
-    other = replace(wanted, gate=replace(wanted.gate, precision=0.9))
-    assert not policies_exist(run, 0.01, None, other)  # gates of other settings
-    disabled = replace(wanted, gate=replace(wanted.gate, enabled=False))
-    assert not policies_exist(run, 0.01, None, disabled)  # stale gates would still be used
+def test_a_set_trained_on_other_inputs_does_not_count(tmp_path):
+    image_first = _config()
+    assert image_first.policy.inputs == "image" and image_first.decide_first
+    run, _ = _saved_set(tmp_path, image_first, 0.01, None)
+    assert policies_exist(run, 0.01, None, policy_set_config(image_first, 0.01, None))
+    informed = _config(inputs="segmentation")
+    assert not informed.decide_first
+    assert not policies_exist(run, 0.01, None, policy_set_config(informed, 0.01, None))
+
+
+def test_a_run_config_of_the_gated_version_still_loads(tmp_path):
+    """Run folders written before image-first policies hold a ``gate`` section: read, ignored."""
+    config = from_mapping(RunConfig, {"gate": {"enabled": True, "precision": 0.95}})
+    assert config == RunConfig()
 
 
 def test_a_policy_changed_after_training_or_without_digests_means_not_trained(tmp_path):

@@ -41,7 +41,7 @@ def test_stats_normalisation_is_the_mean_and_floored_std_of_the_transformed_stat
 
 def test_standardised_stats_reach_the_embedding_as_z_scores():
     net = PolicyNetConfig(cnn_channels=(4,), stats_features=2, hidden=(4,), stats_transform="raw")
-    space = build_policy(ObservationConfig(size=36), 2, net).observation_space
+    space = build_policy(ObservationConfig(size=36), 2, net, "segmentation").observation_space
     kwargs = policy_kwargs(net, {"stats_mean": [0.5] * 7, "stats_std": [0.25] * 7})
     features = kwargs["features_extractor_class"](space, **kwargs["features_extractor_kwargs"])
     seen = []
@@ -59,9 +59,15 @@ def test_standardised_stats_reach_the_embedding_as_z_scores():
 
 
 @pytest.mark.parametrize(
-    ("transform", "standardize"), [("raw", False), ("log", False), ("log", True)]
+    ("transform", "standardize", "inputs"),
+    [
+        ("raw", False, "segmentation"),
+        ("log", False, "segmentation"),
+        ("log", True, "segmentation"),
+        ("log", True, "image"),
+    ],
 )
-def test_policy_round_trip_keeps_weights_and_transform(tmp_path, transform, standardize):
+def test_policy_round_trip_keeps_weights_and_transform(tmp_path, transform, standardize, inputs):
     observation = ObservationConfig(size=36)
     net = PolicyNetConfig(
         cnn_channels=(4, 8),
@@ -70,23 +76,44 @@ def test_policy_round_trip_keeps_weights_and_transform(tmp_path, transform, stan
         stats_transform=transform,
         standardize_stats=standardize,
     )
-    policy = build_policy(observation, 2, net)
+    policy = build_policy(observation, 2, net, inputs)
+    stats = 7 if inputs == "segmentation" else 8  # 5 + K summaries of f_i, or the image's 8
     if standardize:  # as training sets them: non-trivial values that must travel with the file
         extractor = policy.features_extractor
-        extractor.stats_mean.copy_(torch.linspace(0.1, 0.9, 14))
-        extractor.stats_std.copy_(torch.linspace(0.2, 0.5, 14))
-    path = save_policy(policy, tmp_path / "level_0.safetensors", observation, 2, net, {"lam": 0.01})
+        extractor.stats_mean.copy_(torch.linspace(0.1, 0.9, 2 * stats))
+        extractor.stats_std.copy_(torch.linspace(0.2, 0.5, 2 * stats))
+    path = save_policy(
+        policy, tmp_path / "level_0.safetensors", observation, 2, net, {"lam": 0.01}, inputs
+    )
     loaded, extra = load_policy(path)
     assert extra == {"lam": 0.01}
     assert loaded.features_extractor.stats_transform == transform
+    assert sorted(loaded.observation_space.spaces) == sorted(policy.observation_space.spaces)
     rng = np.random.default_rng(0)
     obs = {
         "image": rng.integers(0, 255, (3, 3, 36, 36), dtype=np.uint8),
-        "seg": rng.integers(0, 255, (3, 2, 36, 36), dtype=np.uint8),
-        "stats": rng.random((3, 7), dtype=np.float32),
+        "stats": rng.random((3, stats), dtype=np.float32),
     }
+    if inputs == "segmentation":
+        obs["seg"] = rng.integers(0, 255, (3, 2, 36, 36), dtype=np.uint8)
     policy.set_training_mode(False)
     with torch.inference_mode():
         expected = policy.get_distribution(policy.obs_to_tensor(obs)[0]).distribution.probs
         got = loaded.get_distribution(loaded.obs_to_tensor(obs)[0]).distribution.probs
     torch.testing.assert_close(got, expected)
+
+
+def test_a_policy_file_without_inputs_saw_f_is_output(tmp_path):
+    """Files written before image-first policies record no inputs: they observed f_i."""
+    from razn.safe_weights import read_metadata, save_module
+
+    observation, net = ObservationConfig(size=36), PolicyNetConfig(cnn_channels=(4,), hidden=(4,))
+    policy = build_policy(observation, 2, net, "segmentation")
+    path = save_policy(
+        policy, tmp_path / "level_0.safetensors", observation, 2, net, {}, "segmentation"
+    )
+    metadata = read_metadata(path, "razn-policy/1", "policy")
+    del metadata["inputs"]
+    save_module(policy, path, metadata)
+    loaded, _ = load_policy(path)
+    assert "seg" in loaded.observation_space.spaces

@@ -32,8 +32,14 @@ def test_wrong_parent_with_right_children_earns_the_formula():
     assert outcome.errors[0, 0, 0] == 0 and outcome.segmentations[0, 0, 0] == 4
     assert outcome.policy_calls[0, 0, 0] == 0  # the children are at L_m: no policy there
     config = RewardConfig(lam=0.01, policy_cost=0.1)
-    cost = zoom_cost(outcome, config)
     area = np.array([[[1000.0]]])
+    # Image-first: zooming runs 4 segmentations instead of the parent's one.
+    cost = zoom_cost(outcome, config)
+    assert cost[0, 0, 0] == 3
+    reward = zoom_reward(errors[0], outcome.errors, area, cost, config.lam, unit_area=250.0)
+    assert reward[0, 0, 0] == pytest.approx(300 / 250 - 0.01 * 3)
+    # f_i first: the parent is segmented whatever g_0 decides, so the zoom adds all 4.
+    cost = zoom_cost(outcome, config, decide_first=False)
     reward = zoom_reward(errors[0], outcome.errors, area, cost, config.lam, unit_area=250.0)
     assert reward[0, 0, 0] == pytest.approx(300 / 250 - 0.01 * 4)
 
@@ -41,9 +47,10 @@ def test_wrong_parent_with_right_children_earns_the_formula():
 def test_zoom_that_changes_nothing_costs_exactly_lambda_times_cost():
     errors = [np.array([[[40.0]]]), np.array([[[10.0, 10.0], [10.0, 10.0]]])]
     outcome = zoom_outcome(errors, {}, 0, 2)
-    cost = zoom_cost(outcome, RewardConfig())
-    reward = zoom_reward(errors[0], outcome.errors, 1000.0, cost, 0.5, unit_area=250.0)
-    assert reward[0, 0, 0] == pytest.approx(-0.5 * 4)
+    for decide_first, extra in ((True, 3), (False, 4)):
+        cost = zoom_cost(outcome, RewardConfig(), decide_first)
+        reward = zoom_reward(errors[0], outcome.errors, 1000.0, cost, 0.5, unit_area=250.0)
+        assert reward[0, 0, 0] == pytest.approx(-0.5 * extra)
 
 
 def test_children_follow_the_next_level_policy():
@@ -60,7 +67,12 @@ def test_children_follow_the_next_level_policy():
     assert outcome.segmentations[0, 0, 0] == 4 + 3  # four grandchildren + three children
     assert outcome.policy_calls[0, 0, 0] == 4  # g_1 on each child
     cost = zoom_cost(outcome, RewardConfig(policy_cost=0.25))
-    assert cost[0, 0, 0] == pytest.approx(7 + 0.25 * 4)
+    assert cost[0, 0, 0] == pytest.approx(7 + 0.25 * 4 - 1)  # the parent is never segmented
+    # f_i first: the zoomed child is segmented too, before g_1 zooms it.
+    informed = zoom_outcome(errors, zoom, level=0, rate=2, decide_first=False)
+    assert informed.segmentations[0, 0, 0] == 4 + 3 + 1
+    cost = zoom_cost(informed, RewardConfig(policy_cost=0.25), decide_first=False)
+    assert cost[0, 0, 0] == pytest.approx(8 + 0.25 * 4)
 
 
 def test_follow_policies_at_a_level_counts_its_own_policy_call():
@@ -77,6 +89,8 @@ def test_follow_policies_at_a_level_counts_its_own_policy_call():
         zoomed.segmentations[0, 0, 0],
         zoomed.policy_calls[0, 0, 0],
     ) == (4, 4, 1)
+    informed = follow_policies(errors, {0: np.array([[[True]]])}, 0, 2, decide_first=False)
+    assert informed.segmentations[0, 0, 0] == 5  # f_0 ran before g_0 zoomed
 
 
 def test_empty_area_gives_only_the_cost():

@@ -128,7 +128,7 @@ def test_a_truncated_file_is_refused(files, kind):
         ("segmenter", lambda m: {k: v for k, v in m.items() if k != "format"}, "format None"),
         ("policy", lambda m: {**m, "format": "sb3-zip"}, "format 'sb3-zip' is not"),
         ("policy", lambda m: {**m, "net": "{not json"}, "metadata is damaged"),
-        ("policy", lambda m: {**m, "num_classes": "5"}, "does not match its architecture"),
+        ("policy", lambda m: {**m, "inputs": "segmentation"}, "does not match its architecture"),
     ],
     ids=["foreign format", "no format", "policy format", "damaged json", "wrong architecture"],
 )

@@ -9,7 +9,7 @@ continues where it stopped):
 2. **Runs**: ``OUT/runs/clean`` (and ``noisy``) from the run config: segmenters per level,
    trained side by side in ``workers`` processes.
 3. **Caches and policies**: reward caches of the train, matching and test slides, then
-   PPO policies (and their gates) for every λ of the sweep.
+   PPO policies for every λ of the sweep.
    **Default λ**: with ``select_lambda``, the ``match_split`` slides are segmented by razn
    at every λ and by cip; the default λ is the largest whose Dice there is at least
    ``lambda_dice_ratio`` × cip's (``OUT/lambda_selection.json``). Then the policies of
@@ -383,8 +383,8 @@ def plan_jobs(ctx: Context) -> list[Job]:
         jobs.append(Job("clean", "cip"))
     if modes & {"uncertainty", "random"}:
         jobs += matched_jobs(ctx, modes)
-    if "oracle" in modes:
-        jobs.append(Job("clean", "oracle", ctx.default_lambda))
+    if "oracle" in modes:  # the method's own ceiling at every λ of the curve
+        jobs += [Job("clean", "oracle", lam) for lam in lambdas(ctx)]
     if "noisy" in ctx.runs:
         jobs += [Job("noisy", "razn", ctx.default_lambda), Job("noisy", "cip")]
     return jobs
@@ -439,7 +439,9 @@ def oracle_decider(run: RunDirectory, entry: ManifestEntry, lam: float) -> Any:
     rate = run.config.levels.geometry().rate
     errors, area = [t.errors for t in tables], [t.area for t in tables]
     reward = replace(run.config.reward, lam=float(lam))
-    zoom = oracle_zoom(errors, area, reward, rate, run.config.reward_unit_area)
+    zoom = oracle_zoom(
+        errors, area, reward, rate, run.config.reward_unit_area, run.config.decide_first
+    )
     return PlannedZoom(roots[0], zoom, rate)
 
 
@@ -452,7 +454,7 @@ def job_key(run: RunDirectory, job: Job, evaluation: dict[str, Any]) -> str:
         folder = policy_folder(run.policies_dir, job.lam or 0.0, job.seed)
         policy_files = [
             file_sha256(p)
-            for pattern in ("level_*.safetensors", "gate_*.safetensors", "gates.json")
+            for pattern in ("level_*.safetensors",)
             for p in sorted(folder.glob(pattern))
         ]
     blob = {

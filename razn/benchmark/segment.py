@@ -143,7 +143,7 @@ def result_row(
         "dice_per_slide": per_slide,
         "seconds": float(sum(s["seconds"] for s in summaries)),
         "patches": np.sum([s["patches"] for s in summaries], axis=0).astype(int).tolist(),
-        "gated": np.sum([s.get("gated", [0] * len(s["patches"])) for s in summaries], axis=0)
+        "zoomed": np.sum([s.get("zoomed", [0] * len(s["patches"])) for s in summaries], axis=0)
         .astype(int)
         .tolist(),
         "level0_pixels_read": int(sum(s["level0_pixels_read"] for s in summaries)),

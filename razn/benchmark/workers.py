@@ -81,9 +81,9 @@ def train_policy_set(
     config: dict[str, Any] | None = None,
     held_out: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Train (or reuse) g_0 … g_{m−1} of the run and their gates for λ = ``lam`` and PPO
-    ``seed``, with the ``policy``, ``reward`` and ``gate`` sections of ``config`` (a RunConfig as a dict; default the
-    run's own), judging each level on the ``held_out`` splits' slides."""
+    """Train (or reuse) g_0 … g_{m−1} of the run for λ = ``lam`` and PPO ``seed``, with the
+    ``policy`` and ``reward`` sections of ``config`` (a RunConfig as a dict; default the run's
+    own), judging each level on the ``held_out`` splits' slides."""
     from razn.config import from_mapping
     from razn.run_config import RunConfig
     from razn.run_dir import RunDirectory
@@ -92,7 +92,7 @@ def train_policy_set(
     run = RunDirectory.open(run_path)
     base = run.config if config is None else from_mapping(RunConfig, config, run_path)
     wanted = policy_set_config(
-        replace(run.config, policy=base.policy, reward=base.reward, gate=base.gate), lam, seed
+        replace(run.config, policy=base.policy, reward=base.reward), lam, seed
     )
     if policies_exist(run, lam, seed, wanted):
         return []

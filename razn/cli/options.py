@@ -43,3 +43,20 @@ def training_run_options(function: F) -> F:
     for option in reversed(options):
         function = option(function)
     return function
+
+
+class UnitValues(click.ParamType):
+    """One value in [0, 1], or one per decision level separated by commas (``0.3,0.2,0.1``)."""
+
+    name = "X[,X…]"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]  # click's signature
+        if isinstance(value, float | tuple):
+            return value
+        try:
+            values = tuple(float(part) for part in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a number or comma-separated numbers", param, ctx)
+        if not all(0.0 <= v <= 1.0 for v in values):
+            self.fail(f"{value!r}: every value must be in [0, 1]", param, ctx)
+        return values[0] if len(values) == 1 else values

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
+from razn.cli.options import UnitValues
+
 if TYPE_CHECKING:
     from razn.outputs.batch_table import SlideOutcome
     from razn.outputs.ome_zarr import NgffVersion
@@ -47,10 +49,15 @@ if TYPE_CHECKING:
     "--lambda", "lam", type=click.FloatRange(min=0), help="λ of the policies (default: the run's)."
 )
 @click.option(
-    "--threshold", type=click.FloatRange(0, 1), help="Entropy threshold of --mode uncertainty."
+    "--threshold",
+    type=UnitValues(),
+    help="Mode uncertainty: zoom where f_i's mean normalised entropy (0–1) exceeds this; one "
+    "value, or one per decision level coarsest first (e.g. 0.3,0.2,0.1).",
 )
 @click.option(
-    "--zoom-probability", type=click.FloatRange(0, 1), help="Zoom probability of --mode random."
+    "--zoom-probability",
+    type=UnitValues(),
+    help="Mode random: zoom with this probability; one value, or one per decision level.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, …")
 @click.option(
@@ -60,7 +67,18 @@ if TYPE_CHECKING:
     show_default=True,
     help="Network precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32.",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Patches per network call.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads for the networks (default: one per core; with --workers, per worker).",
+)
 @click.option(
     "--output-downsample",
     type=click.FloatRange(min=1),
@@ -81,11 +99,6 @@ if TYPE_CHECKING:
     help="Segment slides in parallel on a Dask LocalCluster of this many processes.",
 )
 @click.option("--scheduler", help="Submit the slides to the Dask scheduler at this address.")
-@click.option(
-    "--no-gates",
-    is_flag=True,
-    help="Mode razn: ask g_i about every node (f_i runs first), not the image-only gates.",
-)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mode random.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def command(
@@ -96,18 +109,18 @@ def command(
     out_dir: Path,
     mode: str,
     lam: float | None,
-    threshold: float | None,
-    zoom_probability: float | None,
+    threshold: float | tuple[float, ...] | None,
+    zoom_probability: float | tuple[float, ...] | None,
     device: str,
     precision: str,
     batch_size: int,
+    threads: int | None,
     output_downsample: float | None,
     ngff_version: str,
     resume: bool,
     workers: int | None,
     scheduler: str | None,
     seed: int,
-    no_gates: bool,
     quiet: bool,
 ) -> None:
     """Segment each SLIDE (a path or a glob pattern) into OUT/<slide name>/: OME-Zarr labels and
@@ -117,10 +130,22 @@ def command(
     from razn.engine.inputs import expand_inputs
     from razn.engine.spec import EngineSpec, cached_engine
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     spec = EngineSpec(
-        run_path, mode, lam, threshold, zoom_probability, seed, device, precision, batch_size,
-        output_downsample, gates=not no_gates,
-    )  # fmt: skip
+        run_path,
+        mode=mode,
+        lam=lam,
+        threshold=threshold,
+        zoom_probability=zoom_probability,
+        seed=seed,
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        output_downsample=output_downsample,
+    )
     paths = expand_inputs(slides, manifest, split)
     parallel = workers is not None or scheduler is not None
     # Built here too, so a bad run or mode fails before any slide; with Dask on the CPU,
@@ -138,7 +163,13 @@ def command(
             from razn.engine.distributed import segment_on_dask
 
             outcomes = segment_on_dask(
-                spec, jobs, table, workers=workers, scheduler=scheduler, on_done=_report
+                spec,
+                jobs,
+                table,
+                workers=workers,
+                scheduler=scheduler,
+                on_done=_report,
+                threads=threads,
             )
     failed = [o for o in outcomes if o.status == "failed"]
     skipped = sum(o.status == "skipped" for o in outcomes)

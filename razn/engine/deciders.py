@@ -1,10 +1,15 @@
 """Decision functions: the only thing that differs between razn and its baselines.
 
 A decider answers, for a batch of nodes of one working level, which to zoom and
-with what probability. Deciders that need no observation (``ud``, ``cip``,
-``fixed-i``, ``random``) are asked before anything is read, so a baseline never
-pays for reads or segmentations it does not use; the others see the observation
-built from f_i's output (:mod:`razn.observation`).
+with what probability. What it ``observes`` sets what the engine does before asking:
+
+* ``nothing`` (``ud``, ``cip``, ``fixed-i``, ``random``, ``oracle``): asked before
+  anything is read, so a baseline never pays for reads or segmentations it does not use;
+* ``image`` (razn's default policies): asked after the patches are read and before f_i
+  runs; f_i segments only the patches it breaks;
+* ``segmentation`` (``uncertainty``, policies trained with ``policy.inputs:
+  segmentation``): asked after f_i has segmented every patch, with the observation built
+  from its output (:mod:`razn.observation`).
 """
 
 from __future__ import annotations
@@ -22,11 +27,16 @@ Decision = tuple[np.ndarray, np.ndarray]
 """``(zoom: bool (N,), zoom_probability: float32 (N,))``."""
 
 
+OBSERVES = ("nothing", "image", "segmentation")
+"""What a decider may observe before deciding (see the module docstring)."""
+
+
 class Decider(Protocol):
     """Chooses zoom (True) or break (False) for nodes of one level."""
 
     name: str
-    needs_observation: bool
+    observes: str
+    """One of :data:`OBSERVES`."""
 
     def decide(
         self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
@@ -45,7 +55,7 @@ class FixedLevel:
 
     level: int
     name: str = "fixed"
-    needs_observation: bool = False
+    observes: str = "nothing"
 
     def decide(
         self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
@@ -60,7 +70,7 @@ class RandomZoom:
     probability: Sequence[float]
     seed: int = 0
     name: str = "random"
-    needs_observation: bool = False
+    observes: str = "nothing"
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -84,7 +94,7 @@ class UncertaintyThreshold:
 
     thresholds: Sequence[float]
     name: str = "uncertainty"
-    needs_observation: bool = True
+    observes: str = "segmentation"
 
     def decide(
         self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
@@ -99,25 +109,17 @@ class UncertaintyThreshold:
 class PolicyDecider:
     """The learned policies g_i (Stable-Baselines3): zoom where P(zoom) > 0.5.
 
-    With ``gates`` (:mod:`razn.policy.gate`, by level) the engine first asks
-    :meth:`gate` about each read patch; the nodes it zooms are never segmented.
+    ``observes`` follows what the policies were trained on (:func:`policy_inputs`): by
+    default the image alone, so the engine runs f_i only on the patches they break.
     """
 
     policies: Mapping[int, object]
-    gates: Mapping[int, object] = field(default_factory=dict)
     name: str = "razn"
-    needs_observation: bool = True
+    observes: str = field(default="")
 
-    def gate(self, level: int, images: np.ndarray, tissue_share: np.ndarray) -> Decision | None:
-        """``(zoom now, without f_i, P(g_i zooms))`` from the image alone; None without a gate.
-
-        ``images`` are the observation's ``(N, 3, S, S)`` uint8 views, ``tissue_share``
-        ``(N,)`` in [0, 1].
-        """
-        gate = self.gates.get(level)
-        if gate is None or gate.threshold is None:  # type: ignore[attr-defined]
-            return None  # no gate, or one that never zooms: not worth running
-        return gate.decide(images, tissue_share)  # type: ignore[attr-defined]
+    def __post_init__(self) -> None:
+        if not self.observes:
+            self.observes = policy_inputs(self.policies)
 
     def decide(
         self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
@@ -125,10 +127,20 @@ class PolicyDecider:
         if observations is None:
             raise RaznError("the policy decider needs observations")
         policy = self.policies.get(level)
-        if policy is None:  # no policy at this level: f_i decides alone
+        if policy is None:  # no policy at this level: break
             return _constant(len(nodes), False)
         probability = zoom_probability(policy, observations)
         return probability > 0.5, probability
+
+
+def policy_inputs(policies: Mapping[int, object]) -> str:
+    """What SB3 ``policies`` observe, ``image`` or ``segmentation`` (all must agree)."""
+    from razn.observation import space_inputs
+
+    seen = {space_inputs(p.observation_space) for p in policies.values()}  # type: ignore[attr-defined]
+    if len(seen) > 1:
+        raise RaznError(f"the policies observe different inputs ({', '.join(sorted(seen))})")
+    return seen.pop() if seen else "image"
 
 
 @dataclass
@@ -144,7 +156,7 @@ class PlannedZoom:
     zoom: Mapping[int, np.ndarray]
     rate: int
     name: str = "oracle"
-    needs_observation: bool = False
+    observes: str = "nothing"
 
     def __post_init__(self) -> None:
         self._root_index = {(int(c), int(r)): k for k, (c, r) in enumerate(self.roots)}

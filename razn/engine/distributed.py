@@ -34,19 +34,22 @@ def segment_on_dask(
     scheduler: str | None = None,
     on_done: OnDone | None = None,
     connect_timeout: float = 30.0,
+    threads: int | None = None,
 ) -> list[SlideOutcome]:
     """Run ``jobs`` on Dask; one outcome per job, in job order.
 
     Args:
-        workers: processes of a new LocalCluster (one thread each); ignored with ``scheduler``.
+        workers: processes of a new LocalCluster (one task each); ignored with ``scheduler``.
         scheduler: address of a running Dask scheduler, e.g. ``tcp://10.0.0.5:8786``.
         connect_timeout: seconds to wait for ``scheduler``.
+        threads: torch threads per worker (default: a local worker gets its share of the
+            cores, a remote cluster's workers keep theirs).
     """
     from distributed import as_completed
 
     outcomes: list[SlideOutcome | None] = [None] * len(jobs)
-    # A local worker gets its share of the cores; a remote cluster's workers keep theirs.
-    threads = None if scheduler else max(1, (os.cpu_count() or 1) // (workers or 1))
+    if threads is None and not scheduler:
+        threads = max(1, (os.cpu_count() or 1) // (workers or 1))
     with _client(workers, scheduler, connect_timeout, threads or 1) as client:
         futures = {
             client.submit(segment_task, spec, job, threads, pure=False): index

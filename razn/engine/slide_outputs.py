@@ -85,7 +85,7 @@ def write_summary(
         "seconds": result.seconds,
         "patches": result.patches,
         "nodes": result.nodes,
-        "gated": result.gated,
+        "zoomed": result.zoomed,
         "level0_pixels_read": result.level0_pixels_read,
         "timings": result.timings,
         "tissue_fraction": result.tissue_fraction,

@@ -24,15 +24,15 @@ class EngineSpec:
     mode: str = "razn"
     lam: float | None = None
     """λ of the policies; None: the run's own."""
-    threshold: float | None = None
-    zoom_probability: float | None = None
+    threshold: float | tuple[float, ...] | None = None
+    """Mode uncertainty: one entropy threshold, or one per decision level."""
+    zoom_probability: float | tuple[float, ...] | None = None
+    """Mode random: one zoom probability, or one per decision level."""
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
     batch_size: int = 16
     output_downsample: float | None = None
-    gates: bool = True
-    """Mode razn: use the policies' image-only gates where they were trained."""
 
     def build(self) -> ZoomEngine:
         """Load the run's networks onto the device and make the engine."""
@@ -52,7 +52,6 @@ class EngineSpec:
             self.threshold,
             self.zoom_probability,
             self.seed,
-            gates=self.gates,
         )
         config = EngineConfig(
             batch_size=self.batch_size,
@@ -73,13 +72,16 @@ class EngineSpec:
             else None,
             "run": str(Path(self.run).resolve()),
         }
-        if self.mode == "razn":
-            extra["gates"] = self.gates
         if self.mode == "uncertainty":
-            extra["threshold"] = self.threshold
+            extra["threshold"] = _json_value(self.threshold)
         if self.mode == "random":
-            extra.update(zoom_probability=self.zoom_probability, seed=self.seed)
+            extra.update(zoom_probability=_json_value(self.zoom_probability), seed=self.seed)
         return extra
+
+
+def _json_value(value: float | tuple[float, ...] | None) -> float | list[float] | None:
+    """A per-level tuple as the list JSON reads back (``--resume`` compares them)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 @functools.lru_cache(maxsize=2)

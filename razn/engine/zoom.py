@@ -1,10 +1,12 @@
 """The zoom engine: segment one slide level by level, zooming where the decider says.
 
 1. Tissue detection; the root grid at L_0 keeps roots holding any tissue.
-2. Level by level, in batches: read the patches, zoom those the decider's image-only
-   gate is sure of (razn with gates), run f_i and the decider on the rest, write
-   the breaks, expand the zooms into their r² children at L_{i+1}; at L_m every
-   node breaks. Nodes without tissue are background and cost nothing.
+2. Level by level, in batches, as the decider needs (:mod:`.deciders`): a decider that
+   observes nothing is asked first and only its breaks are read and segmented; one that
+   observes the image (razn's policies) sees the read patches and f_i segments only its
+   breaks; one that observes f_i's output sees it for every patch. Breaks are written,
+   zooms expand into their r² children at L_{i+1}; at L_m every node breaks. Nodes
+   without tissue are background and cost nothing.
 3. Every break's mask is stitched into one zarr label array (:mod:`.stitch`).
 4. Every decision and the time spent reading, segmenting, deciding and writing is
    recorded.
@@ -29,9 +31,9 @@ from razn.engine.reader import PatchReader
 from razn.engine.stitch import LabelWriter
 from razn.errors import ConfigError, InferenceError
 from razn.geometry import Node
-from razn.models import Segmenter, class_labels, predict_probs
+from razn.models import Segmenter, predict_probs, tissue_labels
 from razn.models.device import PRECISIONS, autocast_dtype
-from razn.observation import image_view, make_observations
+from razn.observation import image_observations, image_view, make_observations
 from razn.run_config import RunConfig
 from razn.slide import Slide, plan_levels
 from razn.slide.tissue import TissueMask, detect_tissue
@@ -114,12 +116,42 @@ class SlideResult:
     seconds: float = 0.0
     patches: list[int] = field(default_factory=list)
     nodes: list[int] = field(default_factory=list)
-    gated: list[int] = field(default_factory=list)
-    """Nodes per level zoomed by the image-only gate, without f_i (counted in ``nodes``)."""
+    zoomed: list[int] = field(default_factory=list)
+    """Nodes per level that zoomed (counted in ``nodes``)."""
     level0_pixels_read: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     decisions: DecisionLog = field(default_factory=DecisionLog)
     tissue_fraction: float = 0.0
+
+
+class _PendingBreaks:
+    """Patches broken by an image-first decider, waiting for a full batch of f_i."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+        self.patches: list[np.ndarray] = []
+        self.tissue: list[np.ndarray] = []
+        self.probability: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def add(self, node: Node, patch: np.ndarray, tissue: np.ndarray, probability: float) -> None:
+        self.nodes.append(node)
+        self.patches.append(patch)
+        self.tissue.append(tissue)
+        self.probability.append(probability)
+
+    def take(self) -> tuple[list[Node], np.ndarray, np.ndarray, np.ndarray]:
+        """Everything pending as ``(nodes, patches, tissue, P(zoom))`` arrays; empties it."""
+        taken = (
+            self.nodes,
+            np.stack(self.patches),
+            np.stack(self.tissue),
+            np.array(self.probability, np.float32),
+        )
+        self.nodes, self.patches, self.tissue, self.probability = [], [], [], []
+        return taken
 
 
 class ZoomEngine:
@@ -199,7 +231,7 @@ class _SlideRun:
         )
         levels = self.geometry.num_levels
         self.result = SlideResult(
-            engine.decider.name, patches=[0] * levels, nodes=[0] * levels, gated=[0] * levels
+            engine.decider.name, patches=[0] * levels, nodes=[0] * levels, zoomed=[0] * levels
         )
         self.result.timings = {"segment": 0.0, "policy": 0.0, "write": 0.0}
 
@@ -212,26 +244,80 @@ class _SlideRun:
         """Decide and segment the nodes of one level; return the children to visit next."""
         self.result.nodes[level] = len(nodes)
         nodes = self._drop_empty(nodes)
-        decider = self.engine.decider
-        if level == self.geometry.finest_level or not decider.needs_observation:
+        observes = self.engine.decider.observes
+        if level == self.geometry.finest_level or observes == "nothing":
             return self._decide_then_read(level, nodes)
+        if observes == "image":
+            return self._look_then_segment(level, nodes)
+        return self._segment_then_decide(level, nodes)
+
+    def _look_then_segment(self, level: int, nodes: list[Node]) -> list[Node]:
+        """The decider sees each read patch; f_i segments only the patches it breaks, in
+        full batches (breaks are gathered across read batches)."""
+        children: list[Node] = []
+        pending = _PendingBreaks()
+        for batch, patches in self.reader.batches(self._batches(nodes)):
+            on_tissue = self._tissue_under(level, batch)
+            start = time.perf_counter()
+            images = image_view(patches, self.engine.config.observation)
+            observations = image_observations(images, on_tissue.mean(axis=(1, 2)))
+            zoom, probability = self._decide(level, batch, observations, start)
+            for i, node in enumerate(batch):
+                if zoom[i]:
+                    children += self._log(node, True, float(probability[i]))
+                else:
+                    pending.add(node, patches[i], on_tissue[i], float(probability[i]))
+            if len(pending) >= self.engine.engine.batch_size:
+                self._segment_breaks(level, pending.take())
+        if len(pending):
+            self._segment_breaks(level, pending.take())
+        return children
+
+    def _segment_breaks(
+        self, level: int, breaks: tuple[list[Node], np.ndarray, np.ndarray, np.ndarray]
+    ) -> None:
+        """Segment and write nodes the decider broke (``(nodes, patches, tissue, P(zoom))``)."""
+        batch, patches, on_tissue, probability = breaks
+        probs = self._segment(level, batch, patches)
+        self._apply(batch, np.zeros(len(batch), bool), probability, probs, on_tissue)
+
+    def _segment_then_decide(self, level: int, nodes: list[Node]) -> list[Node]:
+        """f_i segments every patch; the decider sees its output."""
         children: list[Node] = []
         for batch, patches in self.reader.batches(self._batches(nodes)):
             on_tissue = self._tissue_under(level, batch)
-            batch, patches, on_tissue, images, gated = self._gate(level, batch, patches, on_tissue)
-            children += gated
-            if not batch:
-                continue
             probs = self._segment(level, batch, patches)
             start = time.perf_counter()
             observations = make_observations(
-                patches, probs, on_tissue.mean(axis=(1, 2)), self.engine.config.observation, images
+                patches, probs, on_tissue.mean(axis=(1, 2)), self.engine.config.observation
             )
-            zoom, probability = decider.decide(level, batch, observations)
-            self.result.timings["policy"] += time.perf_counter() - start
-            self._check_finite(probability, f"{decider.name} decider", level, batch)
+            zoom, probability = self._decide(level, batch, observations, start)
             children += self._apply(batch, zoom, probability, probs, on_tissue)
         return children
+
+    def _decide(
+        self,
+        level: int,
+        batch: Sequence[Node],
+        observations: dict[str, np.ndarray],
+        start: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The decider's ``(zoom, P(zoom))`` for ``batch``; the time since ``start`` (building
+        the observations included) counts as policy time."""
+        decider = self.engine.decider
+        zoom, probability = decider.decide(level, batch, observations)
+        self.result.timings["policy"] += time.perf_counter() - start
+        self._check_finite(probability, f"{decider.name} decider", level, batch)
+        return np.asarray(zoom, bool), probability
+
+    def _log(self, node: Node, zoom: bool, probability: float) -> list[Node]:
+        """Record a decision; the node's children when it zooms."""
+        action = "zoom" if zoom else "break"
+        self.result.decisions.add(node, self.geometry.location(node), action, probability)
+        if not zoom:
+            return []
+        self.result.zoomed[node.level] += 1
+        return self.geometry.children(node)
 
     def _decide_then_read(self, level: int, nodes: list[Node]) -> list[Node]:
         if level == self.geometry.finest_level:
@@ -242,8 +328,7 @@ class _SlideRun:
         break_probability: dict[Node, float] = {}
         for node, z, p in zip(nodes, zoom, probability, strict=True):
             if z:
-                self.result.decisions.add(node, self.geometry.location(node), "zoom", float(p))
-                children += self.geometry.children(node)
+                children += self._log(node, True, float(p))
             else:
                 break_probability[node] = float(p)
         for batch, patches in self.reader.batches(self._batches(list(break_probability))):
@@ -286,35 +371,6 @@ class _SlideRun:
         size = self.engine.engine.batch_size
         return [nodes[i : i + size] for i in range(0, len(nodes), size)]
 
-    def _gate(
-        self, level: int, batch: list[Node], patches: np.ndarray, on_tissue: np.ndarray
-    ) -> tuple[list[Node], np.ndarray, np.ndarray, np.ndarray | None, list[Node]]:
-        """Zoom the nodes the decider's image-only gate is sure of, before f_i runs.
-
-        Returns the batch left for f_i (nodes, patches, tissue, their observation images if
-        made here) and the gated nodes' children.
-        """
-        gate = getattr(self.engine.decider, "gate", None)
-        if gate is None:
-            return batch, patches, on_tissue, None, []
-        start = time.perf_counter()
-        images = image_view(patches, self.engine.config.observation)
-        decision = gate(level, images, on_tissue.mean(axis=(1, 2)))
-        self.result.timings["policy"] += time.perf_counter() - start
-        if decision is None or not decision[0].any():
-            return batch, patches, on_tissue, images, []
-        zoom, probability = decision
-        self._check_finite(probability, "zoom gate", level, batch)
-        children: list[Node] = []
-        for node, z, p in zip(batch, zoom, probability, strict=True):
-            if z:
-                self.result.decisions.add(node, self.geometry.location(node), "zoom", float(p))
-                children += self.geometry.children(node)
-        self.result.gated[level] += int(zoom.sum())
-        keep = ~zoom
-        rest = [node for node, k in zip(batch, keep, strict=True) if k]
-        return rest, patches[keep], on_tissue[keep], images[keep], children
-
     def _tissue_under(self, level: int, batch: Sequence[Node]) -> np.ndarray:
         """The tissue under each patch of ``batch``, ``(N, P, P)`` bool."""
         size = self.geometry.patch_size
@@ -344,15 +400,15 @@ class _SlideRun:
         """Write the breaks of a batch and return the children of its zooms."""
         children: list[Node] = []
         start = time.perf_counter()
-        labels = np.where(on_tissue, class_labels(probs), 0).astype(np.uint8)
+        labels = self._labels(probs, on_tissue)
         for i, node in enumerate(batch):
-            action = "zoom" if zoom[i] else "break"
-            self.result.decisions.add(
-                node, self.geometry.location(node), action, float(probability[i])
-            )
-            if zoom[i]:
-                children += self.geometry.children(node)
-            else:
+            children += self._log(node, bool(zoom[i]), float(probability[i]))
+            if not zoom[i]:
                 self.writer.write(node, labels[i])
         self.result.timings["write"] += time.perf_counter() - start
         return children
+
+    @staticmethod
+    def _labels(probs: np.ndarray, on_tissue: np.ndarray) -> np.ndarray:
+        """The written classes, ``(N, P, P)`` uint8: f_i's classes on tissue, 0 elsewhere."""
+        return tissue_labels(probs, on_tissue)

@@ -196,14 +196,16 @@ def area_by_level_figure(outputs: SlideOutputs, truth: str | Path | None = None)
 
 
 def pareto_figure(rows: Sequence[dict[str, Any]], default_lambda: float | None = None) -> Figure:
-    """Dice against seconds per test slide from ``razn benchmark`` result rows: razn as a
-    curve over λ, the other modes as points (see :mod:`razn.benchmark.report`)."""
+    """Dice against seconds per test slide from ``razn benchmark`` result rows: razn and the
+    oracle (its ceiling) as curves over λ, the other modes as points (see
+    :mod:`razn.benchmark.report`)."""
     figure = Figure(figsize=(7, 5), dpi=120, layout="constrained")
     axes = figure.add_subplot()
     clean = [r for r in rows if r.get("variant", "clean") == "clean"]
     _razn_curve(axes, clean, default_lambda)
+    _oracle_curve(axes, clean)
     markers = {"ud": "v", "cip": "^", "uncertainty": "D", "random": "x", "oracle": "*"}
-    for r in (r for r in clean if r["mode"] != "razn"):
+    for r in (r for r in clean if r["mode"] not in ("razn", "oracle")):
         label = (
             r["mode"] if r["mode"] not in ("uncertainty", "random") else f"{r['mode']} (matched)"
         )
@@ -243,6 +245,13 @@ def _razn_curve(axes: Any, clean: Sequence[dict[str, Any]], default_lambda: floa
         axes.errorbar(np.mean(xs), np.mean(ys), xerr=np.std(xs, ddof=1), yerr=np.std(ys, ddof=1),
                       fmt="s", color="darkred", capsize=3,
                       label=f"razn λ={default_lambda:g}, {len(defaults)} seeds")  # fmt: skip
+
+
+def _oracle_curve(axes: Any, clean: Sequence[dict[str, Any]]) -> None:
+    oracle = sorted((r for r in clean if r["mode"] == "oracle"), key=_per_slide)
+    if oracle:
+        axes.plot([_per_slide(r) for r in oracle], [r["dice"] for r in oracle], "*--",
+                  color="tab:green", label="oracle (λ sweep)")  # fmt: skip
 
 
 def _per_slide(row: dict[str, Any]) -> float:

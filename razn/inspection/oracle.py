@@ -56,7 +56,9 @@ def decision_rewards(
     tables, roots = read_tables([cache])
     rate = config.levels.geometry().rate
     errors, area = [t.errors for t in tables], [t.area for t in tables]
-    rewards = oracle_rewards(errors, area, config.reward, rate, config.reward_unit_area)
+    rewards = oracle_rewards(
+        errors, area, config.reward, rate, config.reward_unit_area, config.decide_first
+    )
     return _look_up(outputs.decisions(), rewards, roots[0], rate)
 
 

@@ -2,7 +2,7 @@
 
 from razn.models.checkpoint import load_segmenter, save_segmenter
 from razn.models.factory import Segmenter, SegmenterConfig, create_segmenter
-from razn.models.inference import class_labels, predict_probs, select_device
+from razn.models.inference import class_labels, predict_probs, select_device, tissue_labels
 
 __all__ = [
     "Segmenter",
@@ -13,4 +13,5 @@ __all__ = [
     "predict_probs",
     "save_segmenter",
     "select_device",
+    "tissue_labels",
 ]

@@ -8,7 +8,7 @@ import torch
 from razn.models.device import select_device, to_device
 from razn.models.factory import Segmenter
 
-__all__ = ["class_labels", "predict_probs", "select_device"]
+__all__ = ["class_labels", "predict_probs", "select_device", "tissue_labels"]
 
 
 @torch.inference_mode()
@@ -53,3 +53,10 @@ def class_labels(probs: np.ndarray) -> np.ndarray:
         labels[better] = k
         np.maximum(best, probs[:, k], out=best)
     return labels
+
+
+def tissue_labels(probs: np.ndarray, on_tissue: np.ndarray) -> np.ndarray:
+    """The classes razn outputs for patches, ``(N, H, W)`` uint8: f_i's most probable class
+    on tissue and background (0) elsewhere. The engine writes these and the reward cache
+    scores these, so the rewards describe exactly what the engine makes."""
+    return np.where(on_tissue, class_labels(probs), 0).astype(np.uint8)

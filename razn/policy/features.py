@@ -1,4 +1,5 @@
-"""The policy's features extractor: a small CNN over the patch and f_i's view, plus the stats.
+"""The policy's features extractor: a small CNN over the patch (and f_i's view, when the policy
+sees it), plus the stats.
 
 Stable-Baselines3 divides the uint8 image spaces (``image``, ``seg``) by 255 before
 they get here (``normalize_images``); ``stats`` arrive as they are, in [0, 1]. With
@@ -20,9 +21,12 @@ from torch import nn
 
 from razn.policy.config import PolicyNetConfig
 
+PIXEL_KEYS = ("image", "seg")
+"""The observation's image-like arrays, stacked as channels in this order when present."""
+
 
 class ZoomFeatures(BaseFeaturesExtractor):
-    """Features of a ``Dict(image, seg, stats)`` observation (see :mod:`razn.observation`)."""
+    """Features of a ``Dict(image, [seg,] stats)`` observation (see :mod:`razn.observation`)."""
 
     def __init__(
         self,
@@ -34,7 +38,8 @@ class ZoomFeatures(BaseFeaturesExtractor):
         stats_mean: Sequence[float] | None = None,
         stats_std: Sequence[float] | None = None,
     ):
-        in_channels = observation_space["image"].shape[0] + observation_space["seg"].shape[0]
+        self.pixel_keys = [key for key in PIXEL_KEYS if key in observation_space.spaces]
+        in_channels = sum(observation_space[key].shape[0] for key in self.pixel_keys)
         num_stats = observation_space["stats"].shape[0]
         super().__init__(observation_space, features_dim=cnn_channels[-1] + stats_features)
         layers: list[nn.Module] = []
@@ -59,7 +64,7 @@ class ZoomFeatures(BaseFeaturesExtractor):
         self.stats = nn.Sequential(nn.Linear(stats_inputs, stats_features), nn.ReLU())
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        pixels = torch.cat([observations["image"], observations["seg"]], dim=1)
+        pixels = torch.cat([observations[key] for key in self.pixel_keys], dim=1)
         stats = transform_stats(observations["stats"], self.stats_transform)
         if self.standardize_stats:
             stats = (stats - self.stats_mean) / self.stats_std

@@ -13,7 +13,7 @@ from typing import Any
 
 from razn.config import from_mapping, to_dict
 from razn.digest import file_sha256
-from razn.errors import CheckpointError
+from razn.errors import CheckpointError, ConfigError
 from razn.observation import ObservationConfig, observation_space
 from razn.policy.config import PolicyNetConfig
 from razn.policy.features import policy_kwargs
@@ -25,13 +25,18 @@ DIGESTS = "policies.json"
 DIGESTS_FORMAT = "razn-policies/1"
 
 
-def build_policy(observation: ObservationConfig, num_classes: int, net: PolicyNetConfig):
-    """An untrained SB3 ``MultiInputActorCriticPolicy`` for the zoom observation."""
+def build_policy(
+    observation: ObservationConfig,
+    num_classes: int,
+    net: PolicyNetConfig,
+    inputs: str = "image",
+):
+    """An untrained SB3 ``MultiInputActorCriticPolicy`` for the zoom observation of ``inputs``."""
     from gymnasium import spaces
     from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 
     return MultiInputActorCriticPolicy(
-        observation_space(observation, num_classes),
+        observation_space(observation, num_classes, inputs),
         spaces.Discrete(2),
         lr_schedule=lambda _: 0.0,
         **policy_kwargs(net),
@@ -45,10 +50,13 @@ def save_policy(
     num_classes: int,
     net: PolicyNetConfig,
     extra: dict[str, Any] | None = None,
+    inputs: str = "image",
 ) -> Path:
-    """Write ``policy`` (an SB3 actor-critic policy) to ``path`` as safetensors, atomically."""
+    """Write ``policy`` (an SB3 actor-critic policy seeing ``inputs``) to ``path`` as
+    safetensors, atomically."""
     metadata = {
         "format": POLICY_FORMAT,
+        "inputs": inputs,
         "observation": json.dumps(to_dict(observation)),
         "num_classes": str(num_classes),
         "net": json.dumps(to_dict(net)),
@@ -65,9 +73,11 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, A
             ObservationConfig, json.loads(metadata["observation"]), str(path)
         )
         net = from_mapping(PolicyNetConfig, json.loads(metadata["net"]), str(path))
-        policy = build_policy(observation, int(metadata["num_classes"]), net)
+        # Files written before image-first policies hold no "inputs": they saw f_i's output.
+        inputs = metadata.get("inputs", "segmentation")
+        policy = build_policy(observation, int(metadata["num_classes"]), net, inputs)
         extra = json.loads(metadata.get("extra", "{}"))
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"policy metadata is damaged: {exc}", path) from None
     load_module(policy, path, "policy")
     policy.set_training_mode(False)

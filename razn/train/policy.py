@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,9 @@ from razn.config import dump_yaml, load_config
 from razn.data.manifest import read_manifest
 from razn.engine.deciders import zoom_probability
 from razn.errors import ConfigError, RaznError
-from razn.observation import ENTROPY_STAT, TISSUE_STAT
+from razn.observation import ENTROPY_STAT, TISSUE_STAT, policy_view, space_inputs
 from razn.policy.features import policy_kwargs, stats_normalisation
-from razn.policy.gate import gates_present, remove_gates
 from razn.policy.store import (
-    load_policies,
     policy_folder,
     policy_path,
     record_digest,
@@ -49,7 +47,6 @@ from razn.run_config import RunConfig
 from razn.run_dir import POLICY_SECTIONS, RUNTIME_KEYS, config_differences
 from razn.train.callbacks import TqdmCallback, ZoomStatsCallback
 from razn.train.config import PolicyTrainConfig
-from razn.train.gates import fit_gates, gates_exist, save_gates
 from razn.train.held_out import HeldOutComparison, compare_level
 
 
@@ -66,8 +63,6 @@ class LevelReport:
     oracle_mean_reward: float
     held_out: dict[str, float] | None = None
     """The comparison on held-out slides (:class:`razn.train.held_out.HeldOutComparison`)."""
-    gate: dict[str, Any] | None = None
-    """The level's gate and its calibration (:class:`razn.train.gates.GateReport`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -101,6 +96,7 @@ def train_level(
                 episode_length=settings.episode_length,
                 sampling=settings.sampling,
                 unit_area=unit_area,
+                inputs=settings.inputs,
             )
             env.reset(seed=seed + index)
             return Monitor(env)
@@ -109,7 +105,7 @@ def train_level(
 
     vec = DummyVecEnv([make(i) for i in range(settings.n_envs)])
     vec.seed(seed)
-    stats = tables[level].observations["stats"]
+    stats = policy_view(tables[level].observations, settings.inputs)["stats"]
     normalisation = stats_normalisation(stats.reshape(-1, stats.shape[-1]), settings.net)
     model = PPO(
         "MultiInputPolicy",
@@ -141,9 +137,11 @@ def train_level(
 def policy_decisions(
     policy: Any, observations: Mapping[str, np.ndarray], batch: int = 256
 ) -> np.ndarray:
-    """P(zoom) of ``policy`` for cached observations shaped ``(R, n, n, …)``; same leading shape."""
+    """P(zoom) of ``policy`` for cached observations shaped ``(R, n, n, …)``; same leading
+    shape. The policy gets the view of them it was trained on (:func:`policy_view`)."""
     leading = observations["stats"].shape[:3]
-    flat = {k: v.reshape(-1, *v.shape[3:]) for k, v in observations.items()}
+    view = policy_view(observations, space_inputs(policy.observation_space))
+    flat = {k: v.reshape(-1, *v.shape[3:]) for k, v in view.items()}
     total = len(flat["stats"])
     probabilities = [
         zoom_probability(policy, {k: v[i : i + batch] for k, v in flat.items()})
@@ -181,7 +179,7 @@ def save_level(
 ) -> None:
     """Write the policy (safetensors) and its report (JSON beside it)."""
     extra = {"level": report.level, "lam": reward.lam, "policy_cost": reward.policy_cost}
-    save_policy(model.policy, path, observation, num_classes, settings.net, extra)
+    save_policy(model.policy, path, observation, num_classes, settings.net, extra, settings.inputs)
     save_report(path, report, reward)
 
 
@@ -237,32 +235,14 @@ def train_policies(
     report beside it and the resolved config as ``config.yaml`` in the folder. With
     ``held_out_splits`` each level is also judged on those slides' cached trees against
     uncertainty, random and the oracle (:mod:`razn.train.held_out`), in the report.
-
-    With ``gate.enabled`` the image-only gates are then fitted to the policies and
-    calibrated on the ``gate.calibration_splits`` slides (:mod:`razn.train.gates`).
-    With ``reuse``, policies already in the folder for this config are kept and only
-    their gates are (re)fitted where out of date.
+    With ``reuse``, policies already in the folder for this config are kept.
     """
     config = config or run.config
     folder = folder or policy_folder(run.policies_dir, config.reward.lam, config.policy.seed)
-    tables, _ = read_tables(build_reward_cache(run, config, progress))
     if reuse and _policy_files_ready(folder, run.num_levels, config):
-        reports = _saved_reports(folder, run.num_levels)
-        policies = load_policies(folder, run.num_levels)
-        zoom = {j: policy_decisions(p, tables[j].observations) > 0.5 for j, p in policies.items()}
-    else:
-        reports, zoom, policies = _train_levels(
-            run, config, tables, progress, held_out_splits, folder
-        )
-    if not config.gate.enabled:
-        remove_gates(folder)
-        return reports
-    if not gates_exist(folder, config.gate):
-        gate_reports = _fit_gates(run, config, tables, zoom, policies, folder, progress)
-        dump_yaml(config, folder / "config.yaml")  # now with the gate settings used
-        reports = [replace(r, gate=gate_reports.get(r.level)) for r in reports]
-        for report in reports:
-            save_report(policy_path(folder, report.level), report, config.reward)
+        return _saved_reports(folder, run.num_levels)
+    tables, _ = read_tables(build_reward_cache(run, config, progress))
+    reports, _, _ = _train_levels(run, config, tables, progress, held_out_splits, folder)
     return reports
 
 
@@ -284,7 +264,6 @@ def _train_levels(
         else None
     )
     folder.mkdir(parents=True, exist_ok=True)
-    remove_gates(folder)  # gates fitted to earlier policies would no longer match
     dump_yaml(config, folder / "config.yaml")
     zoom: dict[int, np.ndarray] = {}
     policies: dict[int, Any] = {}
@@ -307,7 +286,15 @@ def _train_levels(
         )
         model.policy.set_training_mode(False)
         probabilities = policy_decisions(model.policy, tables[level].observations)
-        rewards = zoom_rewards(tables, level, geometry.rate, zoom, reward, config.reward_unit_area)
+        rewards = zoom_rewards(
+            tables,
+            level,
+            geometry.rate,
+            zoom,
+            reward,
+            config.reward_unit_area,
+            config.decide_first,
+        )
         report = level_report(level, probabilities, rewards)
         if held_out is not None:
             comparison = judge_held_out(model.policy, held_out, level, held_out_zoom, config)
@@ -326,41 +313,6 @@ def _train_levels(
         policies[level] = model.policy
         reports.append(report)
     return reports, zoom, policies
-
-
-def _fit_gates(
-    run: Any,
-    config: RunConfig,
-    tables: Sequence[Any],
-    zoom: Mapping[int, np.ndarray],
-    policies: Mapping[int, Any],
-    folder: Path,
-    progress: bool,
-) -> dict[int, dict[str, Any]]:
-    """Fit, calibrate and save the gates of the policies in ``folder``; reports by level."""
-    splits = config.gate.calibration_splits
-    manifest = read_manifest(config.data.manifest)
-    if not any(manifest.split(name) for name in splits):
-        raise ConfigError(
-            f"the zoom gates are calibrated on the {'/'.join(splits)} slides and the manifest "
-            "has none; add such slides, set gate.calibration_splits, or set gate.enabled=false",
-            config.data.manifest,
-        )
-    calibration, _ = read_tables(build_reward_cache(run, config, progress, splits))
-    calibration_zoom = {
-        j: policy_decisions(p, calibration[j].observations) > 0.5 for j, p in policies.items()
-    }
-    gates, reports = fit_gates(
-        tables,
-        zoom,
-        calibration,
-        calibration_zoom,
-        config.gate,
-        config.levels.geometry().rate,
-        config.seed if config.policy.seed is None else config.policy.seed,
-    )
-    save_gates(folder, gates, reports, config.gate)
-    return {r.level: asdict(r) for r in reports}
 
 
 def _policy_files_ready(folder: Path, num_levels: int, config: RunConfig) -> bool:
@@ -402,7 +354,9 @@ def judge_held_out(
     observations = tables[level].observations
     probabilities = policy_decisions(policy, observations)
     rate = config.levels.geometry().rate
-    rewards = zoom_rewards(tables, level, rate, zoom, config.reward, config.reward_unit_area)
+    rewards = zoom_rewards(
+        tables, level, rate, zoom, config.reward, config.reward_unit_area, config.decide_first
+    )
     stats = observations["stats"]
     zoom[level] = probabilities > 0.5
     return compare_level(
@@ -415,19 +369,15 @@ def policies_exist(
 ) -> bool:
     """True when every g_i of ``run`` for λ = ``lam`` (and PPO ``seed``) has been saved (with
     the SHA-256 razn recorded for it) and, if ``config`` is given, was trained with its
-    ``policy`` and ``reward`` sections and has up-to-date gates where ``gate.enabled``."""
+    ``policy`` and ``reward`` sections."""
     folder = policy_folder(run.policies_dir, lam, seed)
     if not _policies_verified(folder, run.num_levels):
         return False
-    if config is None:
-        return True
-    if not trained_with(folder, config):
-        return False
-    return gates_exist(folder, config.gate) if config.gate.enabled else not gates_present(folder)
+    return config is None or trained_with(folder, config)
 
 
 PPO_SECTIONS = ("policy", "reward")
-"""The config sections PPO training depends on (the gates have their own record)."""
+"""The config sections PPO training depends on."""
 
 
 def trained_with(folder: Path, config: RunConfig) -> bool:
