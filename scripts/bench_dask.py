@@ -24,7 +24,7 @@ from typing import Any
 from razn.benchmark.process import measure, read_through
 from razn.engine.inputs import expand_inputs
 from razn.errors import RaznError
-from razn.outputs.compare import compare_batches
+from razn.outputs.compare import THREAD_TOLERANCE, compare_batches
 
 
 def segment_command(args: argparse.Namespace, mode: str, out: Path, workers: int) -> list[str]:
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lambda", dest="lam", type=float, help="λ of mode razn")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("bench") / "dask")
-    parser.add_argument("--probability-tolerance", type=float, default=1e-4)
+    parser.add_argument("--probability-tolerance", type=float, default=THREAD_TOLERANCE)
     args = parser.parse_args(argv)
     if not args.slides and args.manifest is None:
         parser.error("give slides or --manifest")

@@ -3,6 +3,8 @@ one process."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from test_batch import assert_same_outputs, segment, slides
 
@@ -11,6 +13,7 @@ from razn.engine.distributed import _client, segment_on_dask, segment_task, spre
 from razn.engine.spec import EngineSpec
 from razn.errors import RaznError
 from razn.outputs.batch_table import BatchTable, read_batch_table
+from razn.outputs.compare import THREAD_TOLERANCE, compare_outputs
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +41,45 @@ def test_two_worker_local_cluster_equals_one_process(tiny_run, single_process, t
     )
     for name in ("synth_000", "synth_001", "synth_002"):
         assert_same_outputs(reference / name, tmp_path / name)
+
+
+def test_one_and_two_torch_threads_give_the_same_outputs(tiny_run, tmp_path):
+    """What a LocalCluster worker (one thread) against one process (all cores) differs in,
+    forced on any machine: the recorded P(zoom) may move by THREAD_TOLERANCE, nothing else."""
+    import torch
+
+    inputs = [str(p) for p in slides(tiny_run)[:2]]
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            result = segment(
+                tiny_run, tmp_path / f"threads{count}", *inputs, "--threads", str(count)
+            )
+            assert result.exit_code == 0, result.output
+            assert torch.get_num_threads() == count
+    finally:
+        torch.set_num_threads(threads)
+    for name in ("synth_000", "synth_001"):
+        one, two = tmp_path / "threads1" / name, tmp_path / "threads2" / name
+        comparison = compare_outputs(one, two, THREAD_TOLERANCE)
+        assert comparison.differences == [], comparison.differences
+        assert comparison.max_probability_difference <= THREAD_TOLERANCE
+
+
+def test_a_probability_beyond_the_thread_tolerance_is_a_difference(
+    tiny_run, single_process, tmp_path
+):
+    reference, _ = single_process
+    copy = tmp_path / "synth_000"
+    shutil.copytree(reference / "synth_000", copy)
+    decisions = copy / "decisions.csv"
+    lines = decisions.read_text(encoding="utf-8").splitlines()
+    fields = lines[1].split(",")
+    fields[-1] = f"{float(fields[-1]) + 2 * THREAD_TOLERANCE:.6f}"
+    lines[1] = ",".join(fields)
+    decisions.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    differences = compare_outputs(reference / "synth_000", copy, THREAD_TOLERANCE).differences
+    assert len(differences) == 1 and "P(zoom) differs by up to 2.00e-04" in differences[0]
 
 
 def test_existing_scheduler(tiny_run, single_process, tmp_path):
