@@ -25,6 +25,20 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The suite runs torch on one thread. On a 2-core machine shared with another busy job,
+    two threads per operation keep waiting for each other (the suite took 32 minutes there,
+    against 4 idle); the tests' tiny networks gain nothing from a second thread. Tests that
+    need another count set it themselves (``--threads``)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def shared_fixtures() -> Path:
     """The folder of real slide files beside the checkout; skips the test when it is absent."""

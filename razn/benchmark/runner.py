@@ -273,15 +273,21 @@ def train_policy_sets(ctx: Context, wanted: list[tuple[str, float, int | None]])
             ctx.runs[variant], lam, seed, policy_set_config(ctx.configs[variant], lam, seed)
         )
     ]
-    if not policy_tasks:
-        return
-    ctx.log(f"training {len(policy_tasks)} policy sets (λ, seed)")
-    run_tasks(
-        train_policy_set,
-        policy_tasks,
-        workers,
-        lambda task, reports: log_policy_set(ctx, task, reports),
-    )
+    if policy_tasks:
+        ctx.log(f"training {len(policy_tasks)} policy sets (λ, seed)")
+        run_tasks(
+            train_policy_set,
+            policy_tasks,
+            workers,
+            lambda task, reports: log_policy_set(ctx, task, reports),
+        )
+    from razn.policy.store import policy_folder
+    from razn.train.policy import ensure_validation_cost
+
+    for variant, lam, seed in wanted:  # sets trained before validation costs were recorded
+        run = ctx.runs[variant]
+        config = policy_set_config(ctx.configs[variant], lam, seed)
+        ensure_validation_cost(run, config, policy_folder(run.policies_dir, lam, seed), False)
 
 
 def log_policy_set(ctx: Context, task: tuple[Any, ...], reports: list[dict[str, Any]]) -> None:

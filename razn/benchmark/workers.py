@@ -87,15 +87,13 @@ def train_policy_set(
     from razn.config import from_mapping
     from razn.run_config import RunConfig
     from razn.run_dir import RunDirectory
-    from razn.train.policy import policies_exist, train_policies
+    from razn.train.policy import train_policies
 
     run = RunDirectory.open(run_path)
     base = run.config if config is None else from_mapping(RunConfig, config, run_path)
     wanted = policy_set_config(
         replace(run.config, policy=base.policy, reward=base.reward), lam, seed
     )
-    if policies_exist(run, lam, seed, wanted):
-        return []
     reports = train_policies(run, wanted, False, held_out, reuse=True)
     return [report.as_dict() for report in reports]
 

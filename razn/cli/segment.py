@@ -49,6 +49,12 @@ if TYPE_CHECKING:
     "--lambda", "lam", type=click.FloatRange(min=0), help="λ of the policies (default: the run's)."
 )
 @click.option(
+    "--budget",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Mode razn: at most this share of cip's patch segmentations (e.g. 0.3), mapped to "
+    "λ by the validation costs stored with the run's policies; instead of --lambda.",
+)
+@click.option(
     "--threshold",
     type=UnitValues(),
     help="Mode uncertainty: zoom where f_i's mean normalised entropy (0–1) exceeds this; one "
@@ -109,6 +115,7 @@ def command(
     out_dir: Path,
     mode: str,
     lam: float | None,
+    budget: float | None,
     threshold: float | tuple[float, ...] | None,
     zoom_probability: float | tuple[float, ...] | None,
     device: str,
@@ -130,6 +137,8 @@ def command(
     from razn.engine.inputs import expand_inputs
     from razn.engine.spec import EngineSpec, cached_engine
 
+    if budget is not None and mode != "razn":
+        raise click.UsageError("--budget applies to --mode razn only")
     if threads is not None:
         import torch
 
@@ -145,6 +154,7 @@ def command(
         precision=precision,
         batch_size=batch_size,
         output_downsample=output_downsample,
+        budget=budget,
     )
     paths = expand_inputs(slides, manifest, split)
     parallel = workers is not None or scheduler is not None

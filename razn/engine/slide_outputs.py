@@ -86,6 +86,7 @@ def write_summary(
         "patches": result.patches,
         "nodes": result.nodes,
         "zoomed": result.zoomed,
+        **_budget_used(result),
         "level0_pixels_read": result.level0_pixels_read,
         "timings": result.timings,
         "tissue_fraction": result.tissue_fraction,
@@ -97,6 +98,15 @@ def write_summary(
         "class_names": list(engine.config.data.class_names),
     }
     path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+
+def _budget_used(result: SlideResult) -> dict[str, Any]:
+    """``cip_patches`` and ``budget_used`` (this slide's patches as a share of cip's) when
+    they were counted."""
+    if result.cip_patches is None:
+        return {}
+    used = sum(result.patches) / result.cip_patches if result.cip_patches else 0.0
+    return {"cip_patches": result.cip_patches, "budget_used": used}
 
 
 def write_overlay(path: Path, slide: Slide, engine: ZoomEngine, result: SlideResult) -> None:

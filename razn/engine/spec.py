@@ -10,9 +10,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from razn.engine.zoom import EngineConfig, ZoomEngine
+from razn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from razn.policy.budget import ValidationCost
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,9 @@ class EngineSpec:
     precision: str = "auto"
     batch_size: int = 16
     output_downsample: float | None = None
+    budget: float | None = None
+    """Mode razn: at most this share of cip's patches, mapped to λ by the run's validation
+    curve (:mod:`razn.policy.budget`); excludes ``lam``."""
 
     def build(self) -> ZoomEngine:
         """Load the run's networks onto the device and make the engine."""
@@ -42,7 +49,7 @@ class EngineSpec:
 
         device = select_device(self.device)  # first: a missing GPU fails before any loading
         run = RunDirectory.open(self.run)
-        lam = self.resolved_lambda(run.config.reward.lam)
+        lam = self.resolved_lambda(run.config.reward.lam, run.policies_dir)
         segmenters = [model.to(device) for model in run.load_segmenters()]
         decider = make_decider(
             self.mode,
@@ -58,20 +65,36 @@ class EngineSpec:
             output_downsample=self.output_downsample,
             device=str(device),
             precision=self.precision,
+            count_cip_patches=self.budget is not None,
         )
         return ZoomEngine(segmenters, decider, run.config, config)
 
-    def resolved_lambda(self, run_lambda: float) -> float:
+    def resolved_lambda(self, run_lambda: float, policies_dir: Path | None = None) -> float:
+        """λ of the policies: ``lam``, the budget's (from ``policies_dir``), or the run's."""
+        if self.budget is not None:
+            if self.lam is not None:
+                raise ConfigError("give --lambda or --budget, not both")
+            if policies_dir is None:
+                raise ConfigError("--budget needs the run's policies")
+            return budget_choice(policies_dir, self.budget).lam
         return run_lambda if self.lam is None else self.lam
 
     def summary_extra(self, engine: ZoomEngine) -> dict[str, Any]:
         """What ``summary.json`` records of this spec beyond the engine's own results."""
+        policies_dir = Path(self.run) / "policies"
         extra: dict[str, Any] = {
-            "lambda": self.resolved_lambda(engine.config.reward.lam)
+            "lambda": self.resolved_lambda(engine.config.reward.lam, policies_dir)
             if self.mode == "razn"
             else None,
             "run": str(Path(self.run).resolve()),
         }
+        if self.budget is not None and self.mode == "razn":
+            choice = budget_choice(policies_dir, self.budget)
+            extra["budget"] = {
+                "requested": self.budget,
+                "lambda": choice.lam,
+                "validation_share": choice.share,
+            }
         if self.mode == "uncertainty":
             extra["threshold"] = _json_value(self.threshold)
         if self.mode == "random":
@@ -82,6 +105,13 @@ class EngineSpec:
 def _json_value(value: float | tuple[float, ...] | None) -> float | list[float] | None:
     """A per-level tuple as the list JSON reads back (``--resume`` compares them)."""
     return list(value) if isinstance(value, tuple) else value
+
+
+def budget_choice(policies_dir: Path, budget: float) -> ValidationCost:
+    """The trained λ (and its validation cost) for ``budget`` × cip's patches."""
+    from razn.policy.budget import lambda_for_budget
+
+    return lambda_for_budget(policies_dir, budget)
 
 
 @functools.lru_cache(maxsize=2)

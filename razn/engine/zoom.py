@@ -58,6 +58,9 @@ class EngineConfig:
     precision: str = "auto"
     """Network precision on CUDA: ``auto`` (bf16 where supported, else fp16), ``bf16``,
     ``fp16`` or ``fp32``. The CPU always runs fp32."""
+    count_cip_patches: bool = False
+    """Also count the patches cip would segment on each slide (``SlideResult.cip_patches``),
+    to report the share of them a budget used."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -122,6 +125,8 @@ class SlideResult:
     timings: dict[str, float] = field(default_factory=dict)
     decisions: DecisionLog = field(default_factory=DecisionLog)
     tissue_fraction: float = 0.0
+    cip_patches: int | None = None
+    """Finest-level nodes holding tissue (what cip segments), when counted."""
 
 
 class _PendingBreaks:
@@ -198,6 +203,8 @@ class ZoomEngine:
             run.reader.close()
         result = run.result
         result.seconds = time.perf_counter() - start
+        if self.engine.count_cip_patches:  # after the timing: not part of the engine's work
+            result.cip_patches = run.count_finest_tissue_nodes()
         result.tissue_fraction = tissue.fraction
         result.level0_pixels_read = run.reader.level0_pixels_read
         result.timings.update(read=run.reader.read_seconds, read_wait=run.reader.wait_seconds)
@@ -234,6 +241,23 @@ class _SlideRun:
             engine.decider.name, patches=[0] * levels, nodes=[0] * levels, zoomed=[0] * levels
         )
         self.result.timings = {"segment": 0.0, "policy": 0.0, "write": 0.0}
+
+    def count_finest_tissue_nodes(self) -> int:
+        """The finest-level nodes holding tissue: the patches cip segments on this slide."""
+        finest, count = self.geometry.finest_level, 0
+        frontier = list(self.geometry.roots(self.writer.dimensions))
+        for level in range(self.geometry.num_levels):
+            extent = self.geometry.extent(level)
+            frontier = [
+                n
+                for n in frontier
+                if self.tissue.fraction_in(self.geometry.location(n), (extent, extent)) > 0
+            ]
+            if level == finest:
+                count = len(frontier)
+            else:
+                frontier = [child for n in frontier for child in self.geometry.children(n)]
+        return count
 
     def execute(self) -> None:
         frontier = list(self.geometry.roots(self.writer.dimensions))

@@ -34,8 +34,10 @@ from razn.data.manifest import read_manifest
 from razn.engine.deciders import zoom_probability
 from razn.errors import ConfigError, RaznError
 from razn.observation import ENTROPY_STAT, TISSUE_STAT, policy_view, space_inputs
+from razn.policy.budget import read_validation, validation_cost, write_validation
 from razn.policy.features import policy_kwargs, stats_normalisation
 from razn.policy.store import (
+    load_policies,
     policy_folder,
     policy_path,
     record_digest,
@@ -235,15 +237,47 @@ def train_policies(
     report beside it and the resolved config as ``config.yaml`` in the folder. With
     ``held_out_splits`` each level is also judged on those slides' cached trees against
     uncertainty, random and the oracle (:mod:`razn.train.held_out`), in the report.
+    When the manifest has val slides, what the policies cost there is written to the
+    folder's ``validation.json`` (:mod:`razn.policy.budget`, behind ``--budget``).
     With ``reuse``, policies already in the folder for this config are kept.
     """
     config = config or run.config
     folder = folder or policy_folder(run.policies_dir, config.reward.lam, config.policy.seed)
     if reuse and _policy_files_ready(folder, run.num_levels, config):
+        ensure_validation_cost(run, config, folder, progress)
         return _saved_reports(folder, run.num_levels)
     tables, _ = read_tables(build_reward_cache(run, config, progress))
-    reports, _, _ = _train_levels(run, config, tables, progress, held_out_splits, folder)
+    reports, _, policies = _train_levels(run, config, tables, progress, held_out_splits, folder)
+    record_validation_cost(run, config, policies, folder, progress)
     return reports
+
+
+VALIDATION_SPLITS = ("val",)
+"""The slides whose cached trees price a λ's policies for ``--budget`` (never test)."""
+
+
+def ensure_validation_cost(run: Any, config: RunConfig, folder: Path, progress: bool) -> None:
+    """:func:`record_validation_cost` for the saved policies in ``folder``, unless done."""
+    if read_validation(folder) is None:
+        policies = load_policies(folder, run.num_levels)
+        record_validation_cost(run, config, policies, folder, progress)
+
+
+def record_validation_cost(
+    run: Any, config: RunConfig, policies: Mapping[int, Any], folder: Path, progress: bool
+) -> None:
+    """Write what ``policies`` cost on the val slides' cached trees to ``folder``
+    (:mod:`razn.policy.budget`); nothing when the manifest has no val slides."""
+    manifest = read_manifest(config.data.manifest)
+    if not any(manifest.split(name) for name in VALIDATION_SPLITS):
+        return
+    tables, _ = read_tables(build_reward_cache(run, config, progress, VALIDATION_SPLITS))
+    decision_levels = range(len(tables) - 1)
+    zoom = {j: policy_decisions(policies[j], tables[j].observations) > 0.5 for j in decision_levels}
+    tissue = [tables[j].observations["stats"][..., TISSUE_STAT] > 0 for j in decision_levels]
+    rate = config.levels.geometry().rate
+    cost = validation_cost(zoom, tissue, rate, config.reward.lam, VALIDATION_SPLITS)
+    write_validation(folder, cost)
 
 
 def _train_levels(
