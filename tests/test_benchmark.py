@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import operator
 import re
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -185,3 +186,84 @@ def test_run_tasks_in_worker_processes_keeps_task_order():
     tasks = [(1, 2), (3, 4), (5, 6)]
     assert run_tasks(operator.add, tasks, workers=2) == [3, 7, 11]
     assert run_tasks(operator.add, tasks, workers=1) == [3, 7, 11]
+
+
+MANIFEST_BENCHMARK = """\
+name: own-slides
+run_config: tiny_run.yaml
+lambdas: [0.01]
+seeds: [0]
+evaluation_downsample: 1.0
+workers: 1
+"""
+
+
+def _own_slides(folder):
+    """A user's dataset: three synthetic slides, the train slide's mask drawn in QuPath
+    (a GeoJSON polygon rasterised with ``razn rasterize``)."""
+    from razn.data.manifest import read_manifest, write_manifest
+    from razn.data.synth import SynthConfig, make_dataset
+
+    manifest = read_manifest(
+        make_dataset(
+            folder / "data",
+            3,
+            256,
+            256,
+            seed=3,
+            config=SynthConfig(val_fraction=0.34, test_fraction=0.34),
+        )
+    )
+    train = manifest.split("train")[0]
+    polygon = [[[32, 32], [200, 40], [180, 210], [40, 190], [32, 32]]]
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": polygon},
+        "properties": {"objectType": "annotation", "classification": {"name": "Tumor"}},
+    }
+    annotation = folder / "train.geojson"
+    annotation.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    mask = folder / "train_mask.tiff"
+    args = ["rasterize", str(annotation), "--slide", str(train.slide), "--out", str(mask)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    entries = [replace(e, mask=mask) if e.split == "train" else e for e in manifest.entries]
+    return write_manifest(folder / "own.csv", entries), manifest
+
+
+def test_benchmark_of_your_own_manifest_runs_the_same_protocol(tmp_path):
+    (tmp_path / "tiny_run.yaml").write_text(TINY_RUN, encoding="utf-8")
+    (tmp_path / "benchmark.yaml").write_text(MANIFEST_BENCHMARK, encoding="utf-8")
+    manifest, _ = _own_slides(tmp_path)
+    out = tmp_path / "out"
+    args = ["benchmark", "--config", str(tmp_path / "benchmark.yaml"), "--manifest", str(manifest)]
+    result = CliRunner().invoke(main, [*args, "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "label-noise run skipped" in result.output
+    assert not (out / "data").exists()  # no synthetic dataset made
+    rows = json.loads((out / "results.json").read_text())
+    modes = {(r["variant"], r["mode"]) for r in rows}
+    assert ("clean", "razn") in modes and ("clean", "oracle") in modes and ("clean", "cip") in modes
+    assert {r["variant"] for r in rows} == {"clean"}
+    assert all(r["slides"] == 1 for r in rows)  # the manifest's one test slide
+    assert json.loads((out / "lambda_selection.json").read_text())["split"] == "val"
+    for name in ("results.md", "pareto.png", "benchmark.json"):
+        assert (out / name).is_file()
+
+
+def test_a_manifest_without_val_or_test_slides_is_a_one_line_error(tmp_path):
+    from razn.data.manifest import write_manifest
+
+    _, manifest = _own_slides(tmp_path)
+    only_train = write_manifest(
+        tmp_path / "train_only.csv", [e for e in manifest.entries if e.split == "train"]
+    )
+    out = tmp_path / "out"
+    args = ["benchmark", "--manifest", str(only_train), "--out", str(out), "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert (
+        f"{only_train}: the benchmark needs train, val, test slides and this manifest has no val and no test slides"
+        in result.output
+    )
+    assert "Traceback" not in result.output and not out.exists()

@@ -40,6 +40,10 @@ class BenchmarkConfig:
 
     name: str = "benchmark"
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    manifest: str | None = None
+    """Your own dataset instead of the synthetic one: a ``slide,mask,split`` CSV (relative to
+    the benchmark YAML) with train, ``match_split`` and test slides. ``dataset`` is then
+    unused, and so is ``label_noise_um`` (it jitters the synthetic generator's masks)."""
     run_config: str = "default.yaml"
     """The RunConfig YAML of the trained run (relative to the benchmark YAML)."""
     run_overrides: tuple[str, ...] = ()
@@ -87,6 +91,13 @@ class BenchmarkConfig:
         check_range("evaluation_downsample", self.evaluation_downsample, low=1)
         check_range("workers", self.workers, low=1)
         check_range("segment_threads", self.segment_threads, low=0)
+
+    def manifest_path(self, benchmark_yaml: Path | None) -> Path | None:
+        """The user's manifest, resolved against the benchmark YAML's folder; None: synthetic."""
+        if self.manifest is None:
+            return None
+        base = Path(benchmark_yaml).parent if benchmark_yaml is not None else Path.cwd()
+        return (base / self.manifest).resolve()
 
     def run_config_path(self, benchmark_yaml: Path | None) -> Path:
         base = Path(benchmark_yaml).parent if benchmark_yaml is not None else Path("configs")

@@ -131,9 +131,15 @@ def run_benchmark(
     from razn.benchmark.report import write_reports
 
     out = Path(out)
+    user_manifest = config.manifest_path(config_path)
+    if user_manifest is not None:  # checked before anything is made
+        check_benchmark_manifest(read_manifest(user_manifest), config)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(config, out, say, progress)
-    prepare_data(ctx)
+    if user_manifest is not None:
+        use_manifest(ctx, user_manifest)
+    else:
+        prepare_data(ctx)
     prepare_runs(ctx, config_path)
     train_models(ctx)
     train_policy_sets(ctx, [("clean", lam, None) for lam in sweep(ctx)])
@@ -161,6 +167,28 @@ def run_benchmark(
 
 
 # -- 1. data -----------------------------------------------------------------------------
+def check_benchmark_manifest(manifest: Manifest, config: BenchmarkConfig) -> None:
+    """Refuse a manifest the protocol cannot run on: it needs slides to train on, to choose
+    λ and match the baselines on (``match_split``), and to score (test)."""
+    needed = ("train", config.match_split, "test")
+    missing = [name for name in dict.fromkeys(needed) if not manifest.split(name)]
+    if missing:
+        raise ConfigError(
+            f"the benchmark needs {', '.join(dict.fromkeys(needed))} slides and this manifest "
+            f"has no {' and no '.join(missing)} slides",
+            manifest.path,
+        )
+
+
+def use_manifest(ctx: Context, path: Path) -> None:
+    """The user's dataset instead of the synthetic one (no label-noise run: it needs the
+    generator's masks)."""
+    ctx.manifests["clean"] = read_manifest(path)
+    ctx.log(f"dataset: {path} ({len(ctx.manifests['clean'])} slides)")
+    if ctx.config.label_noise_um > 0:
+        ctx.log("label-noise run skipped: it jitters the synthetic generator's masks")
+
+
 def prepare_data(ctx: Context) -> None:
     spec = ctx.config.dataset
     width, height = spec.size
@@ -201,9 +229,11 @@ def noisy_manifest(noisy: Manifest, clean: Manifest) -> Manifest:
 def prepare_runs(ctx: Context, config_path: Path | None) -> None:
     """Open (or create) the runs. Their segmenters follow the run config of the first
     benchmark; its ``policy`` and ``reward`` sections may change later (policies retrain)."""
-    run_yaml = ctx.config.run_config_path(config_path)
-    if not run_yaml.is_file():
-        raise ConfigError("run config not found", run_yaml)
+    run_yaml: Path | None = ctx.config.run_config_path(config_path)
+    if run_yaml is not None and not run_yaml.is_file():
+        if config_path is not None:
+            raise ConfigError("run config not found", run_yaml)
+        run_yaml = None  # no benchmark YAML and no configs/ here: the built-in defaults
     for variant, manifest in ctx.manifests.items():
         overrides = (*ctx.config.run_overrides, f"data.manifest={manifest.path.resolve()}")
         run_config = load_config(RunConfig, run_yaml, overrides)

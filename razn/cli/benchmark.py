@@ -11,9 +11,15 @@ import click
 @click.option(
     "--config",
     "config_path",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Benchmark YAML (e.g. configs/benchmark.yaml).",
+    help="Benchmark YAML (e.g. configs/benchmark.yaml); default: the built-in protocol with "
+    "the default run config.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Benchmark your own slides: a slide,mask,split CSV with train, val and test slides "
+    "(instead of the synthetic dataset).",
 )
 @click.option(
     "--out",
@@ -30,14 +36,28 @@ import click
     help="Override a benchmark key, e.g. workers=1 or lambdas=[0.001,0.004] (repeatable).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars (progress lines still print).")
-def command(config_path: Path, out_dir: Path, overrides: tuple[str, ...], quiet: bool) -> None:
-    """Make (or reuse) the synthetic benchmark, train (or reuse) its run, segment the held-out
-    test slides in every mode (razn over λ and seeds, ud, cip, fixed-i, matched uncertainty
-    and random, oracle, and razn trained on noisy labels), score them, and write
-    results.json, results.md, benchmark.json and pareto.png into OUT."""
+def command(
+    config_path: Path | None,
+    manifest: Path | None,
+    out_dir: Path,
+    overrides: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Measure razn against every baseline on held-out slides: make (or reuse) the synthetic
+    benchmark or read your --manifest, train (or reuse) the run, choose λ on the val slides,
+    segment the test slides in every mode (razn over λ and seeds, ud, cip, fixed-i, matched
+    uncertainty and random, the oracle over λ, razn trained on noisy labels), score them, and
+    write results.json, results.md, benchmark.json and pareto.png into OUT.
+
+    Example: razn benchmark --manifest my_slides.csv --out runs/my_benchmark
+    """
+    from dataclasses import replace
+
     from razn.benchmark import BenchmarkConfig, run_benchmark
     from razn.config import load_config
 
     config = load_config(BenchmarkConfig, config_path, overrides)
+    if manifest is not None:
+        config = replace(config, manifest=str(manifest.resolve()))
     run_benchmark(config, config_path, out_dir, progress=not quiet, say=click.echo)
     click.echo((out_dir / "results.md").read_text(encoding="utf-8"))
