@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import matplotlib
@@ -196,3 +197,12 @@ def test_notebook_runs_on_tiny_settings(name, demo, monkeypatch):
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
     client.execute(env=dict(os.environ))  # a failing cell raises CellExecutionError
+    figure_cells = [
+        cell
+        for cell in notebook.cells
+        if cell.cell_type == "code" and re.search(r"_figure\(|\bFigure\(", cell.source)
+    ]
+    assert figure_cells
+    for cell in figure_cells:  # a figure that only prints "<Figure size …>" shows nothing
+        kinds = [set(output.get("data", {})) for output in cell.outputs]
+        assert any("image/png" in k for k in kinds), f"no image in the cell:\n{cell.source}"
