@@ -427,8 +427,8 @@ class _SlideRun:
         labels = self._labels(probs, on_tissue)
         for i, node in enumerate(batch):
             children += self._log(node, bool(zoom[i]), float(probability[i]))
-            if not zoom[i]:
-                self.writer.write(node, labels[i])
+        breaks = np.flatnonzero(~np.asarray(zoom, bool))
+        self.writer.write_batch([batch[i] for i in breaks], labels[breaks])
         self.result.timings["write"] += time.perf_counter() - start
         return children
 
