@@ -147,15 +147,20 @@ class _PendingBreaks:
         self.tissue.append(tissue)
         self.probability.append(probability)
 
-    def take(self) -> tuple[list[Node], np.ndarray, np.ndarray, np.ndarray]:
-        """Everything pending as ``(nodes, patches, tissue, P(zoom))`` arrays; empties it."""
+    def take(
+        self, count: int | None = None
+    ) -> tuple[list[Node], np.ndarray, np.ndarray, np.ndarray]:
+        """The first ``count`` pending (default all) as ``(nodes, patches, tissue, P(zoom))``
+        arrays, removed from the queue."""
+        count = len(self.nodes) if count is None else count
         taken = (
-            self.nodes,
-            np.stack(self.patches),
-            np.stack(self.tissue),
-            np.array(self.probability, np.float32),
+            self.nodes[:count],
+            np.stack(self.patches[:count]),
+            np.stack(self.tissue[:count]),
+            np.array(self.probability[:count], np.float32),
         )
-        self.nodes, self.patches, self.tissue, self.probability = [], [], [], []
+        del self.nodes[:count], self.patches[:count], self.tissue[:count]
+        del self.probability[:count]
         return taken
 
 
@@ -291,8 +296,9 @@ class _SlideRun:
                     children += self._log(node, True, float(probability[i]))
                 else:
                     pending.add(node, patches[i], on_tissue[i], float(probability[i]))
-            if len(pending) >= self.engine.engine.batch_size:
-                self._segment_breaks(level, pending.take())
+            size = self.engine.engine.batch_size
+            if len(pending) >= size:  # whole network batches; the rest waits for more
+                self._segment_breaks(level, pending.take(len(pending) // size * size))
         if len(pending):
             self._segment_breaks(level, pending.take())
         return children
