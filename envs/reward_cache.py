@@ -109,11 +109,13 @@ def ensure_slide_cache(
     segmenter_paths: Sequence[Path],
     config: RunConfig,
     cache_dir: Path,
+    progress: str = "quiet",
 ) -> Path:
     """The cache of one slide, built unless an up-to-date one exists; returns its path.
 
     ``segmenters`` may be a function that loads them: it is called only when the cache
-    has to be built.
+    has to be built. ``progress``: ``bar``, ``log`` or ``quiet`` over the slide's roots
+    (:func:`razn.engine.progress.tracked`).
     """
     key = cache_key(slide_path, mask_path, segmenter_paths, config)
     target = _cache_target(cache_dir, slide_path, key)
@@ -122,7 +124,7 @@ def ensure_slide_cache(
     if callable(segmenters):
         segmenters = segmenters()
     with open_slide(slide_path) as slide, open_mask(mask_path, slide.dimensions) as mask:
-        tables, roots = build_slide_tables(slide, mask, segmenters, config)
+        tables, roots = build_slide_tables(slide, mask, segmenters, config, progress)
     write_tables(
         target, tables, roots, {"key": key, "slide": str(slide_path), "mask": str(mask_path)}
     )
@@ -130,17 +132,24 @@ def ensure_slide_cache(
 
 
 def build_slide_tables(
-    slide: Slide, mask: LabelMask, segmenters: Sequence[Segmenter], config: RunConfig
+    slide: Slide,
+    mask: LabelMask,
+    segmenters: Sequence[Segmenter],
+    config: RunConfig,
+    progress: str = "quiet",
 ) -> tuple[list[LevelTable], np.ndarray]:
     """Per-level tables for every tissue root of ``slide``, and the roots' ``(col, row)``."""
+    from razn.engine.progress import tracked
+
     geometry = config.levels.geometry()
     if len(segmenters) != geometry.num_levels:
         raise ValueError(f"need {geometry.num_levels} segmenters, got {len(segmenters)}")
     tissue = detect_tissue(slide, config.tissue)
     roots = tissue_roots(geometry, slide.dimensions, tissue)
+    name = Path(slide.path).name if slide.path else "slide"
     per_root = [
         root_tables(slide, mask, tissue, geometry.location(root), segmenters, config)
-        for root in roots
+        for root in tracked(roots, f"reward cache of {name}", progress, unit="root")
     ]
     coords = np.array([(r.col, r.row) for r in roots], np.int32).reshape(-1, 2)
     if not per_root:

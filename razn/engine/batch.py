@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from razn.engine.inputs import output_name, output_names, unique_paths
+from razn.engine.progress import SlideProgress, progress_mode, slide_progress
 from razn.engine.slide_outputs import write_slide_outputs
 from razn.engine.zoom import SlideResult, ZoomEngine
 from razn.errors import OutputError, RaznError
@@ -167,18 +168,39 @@ def run_jobs(
     jobs: Sequence[SlideJob],
     engine: ZoomEngine,
     table: BatchTable,
-    progress: bool = False,
+    progress: bool | str = False,
     on_done: OnDone | None = None,
 ) -> list[SlideOutcome]:
-    """Run ``jobs`` one after another, recording each outcome in ``table`` as it comes."""
+    """Run ``jobs`` one after another, recording each outcome in ``table`` as it comes.
+
+    ``progress``: ``bar``, ``log`` or ``quiet`` (:mod:`razn.engine.progress`); True picks
+    ``bar`` on a terminal and ``log`` elsewhere, False is ``quiet``.
+    """
+    mode = progress if isinstance(progress, str) else progress_mode(quiet=not progress)
     outcomes = []
-    for index, job in enumerate(jobs):
-        outcome = run_job(job, engine, progress)
-        record(table, index, outcome)
-        outcomes.append(outcome)
-        if on_done is not None:
-            on_done(outcome)
+    slides = _batch_bar(len(jobs), mode)
+    try:
+        for index, job in enumerate(jobs):
+            outcome = run_job(job, engine, mode)
+            record(table, index, outcome)
+            outcomes.append(outcome)
+            if slides is not None:
+                slides.update(1)
+            if on_done is not None:
+                on_done(outcome)
+    finally:
+        if slides is not None:
+            slides.close()
     return outcomes
+
+
+def _batch_bar(count: int, mode: str) -> Any:
+    """The batch's bar over slides on a terminal (above each slide's own)."""
+    if mode != "bar" or count < 2:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=count, desc="slides", unit="slide", position=0)
 
 
 def record(table: BatchTable, index: int, outcome: SlideOutcome) -> None:
@@ -201,8 +223,9 @@ def open_batch_table(out_dir: Path, count: int) -> BatchTable:
     return table
 
 
-def run_job(job: SlideJob, engine: ZoomEngine, progress: bool = False) -> SlideOutcome:
-    """Segment (or, resuming, skip) one slide; a :class:`RaznError` becomes a failed outcome."""
+def run_job(job: SlideJob, engine: ZoomEngine, progress: str = "quiet") -> SlideOutcome:
+    """Segment (or, resuming, skip) one slide; a :class:`RaznError` becomes a failed outcome.
+    ``progress`` is the mode of :func:`razn.engine.progress.slide_progress`."""
     if job.resume and layout.is_complete(job.target, expected_summary(job, engine)):
         summary = layout.read_summary(job.target) or {}
         seconds = float(summary.get("seconds", 0.0))
@@ -211,14 +234,17 @@ def run_job(job: SlideJob, engine: ZoomEngine, progress: bool = False) -> SlideO
             job.slide, "skipped", job.target, reason, seconds, summary.get("patches")
         )
     start = time.perf_counter()
+    geometry = engine.geometry
+    reporter = slide_progress(job.slide.name, progress, geometry.num_levels, geometry.rate)
     try:
         output, result = segment_one(
-            job.slide, engine, job.target.parent, job.extra, progress,
+            job.slide, engine, job.target.parent, job.extra, reporter,
             name=job.target.name, ngff_version=job.ngff_version,
         )  # fmt: skip
     except RaznError as exc:
         return SlideOutcome(job.slide, "failed", None, str(exc), time.perf_counter() - start)
     finally:
+        reporter.close()
         release_free_memory()  # the next slide starts from the same resident memory
     return SlideOutcome(job.slide, "done", output, "", result.seconds, result.patches)
 
@@ -240,7 +266,7 @@ def segment_one(
     engine: ZoomEngine,
     out_dir: Path,
     extra: dict[str, Any],
-    progress: bool = False,
+    progress: SlideProgress | None = None,
     *,
     name: str | None = None,
     ngff_version: NgffVersion = "0.4",

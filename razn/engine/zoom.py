@@ -27,6 +27,7 @@ import numpy as np
 
 from razn.config import check_range
 from razn.engine.deciders import Decider
+from razn.engine.progress import NoProgress, SlideProgress
 from razn.engine.reader import PatchReader
 from razn.engine.stitch import LabelWriter
 from razn.errors import ConfigError, InferenceError
@@ -193,7 +194,7 @@ class ZoomEngine:
         slide: Slide,
         labels_path: Path,
         tissue: TissueMask | None = None,
-        progress: bool = False,
+        progress: SlideProgress | None = None,
     ) -> SlideResult:
         """Segment ``slide`` into the zarr label array at ``labels_path``."""
         start = time.perf_counter()
@@ -201,7 +202,7 @@ class ZoomEngine:
         if reset is not None:  # a seeded decider starts afresh on every slide
             reset()
         tissue = tissue or detect_tissue(slide, self.config.tissue)
-        run = _SlideRun(self, slide, tissue, labels_path, progress)
+        run = _SlideRun(self, slide, tissue, labels_path, progress or NoProgress())
         try:
             run.execute()
         finally:
@@ -225,7 +226,7 @@ class _SlideRun:
         slide: Slide,
         tissue: TissueMask,
         labels_path: Path,
-        progress: bool,
+        progress: SlideProgress,
     ):
         self.engine = engine
         self.geometry = engine.geometry
@@ -267,7 +268,12 @@ class _SlideRun:
     def execute(self) -> None:
         frontier = list(self.geometry.roots(self.writer.dimensions))
         for level in range(self.geometry.num_levels):
+            self.progress.level_started(level, len(frontier))
             frontier = self._level(level, frontier)
+            result = self.result
+            self.progress.level_finished(
+                level, result.nodes[level], result.zoomed[level], result.patches[level]
+            )
 
     def _level(self, level: int, nodes: list[Node]) -> list[Node]:
         """Decide and segment the nodes of one level; return the children to visit next."""
@@ -338,6 +344,7 @@ class _SlideRun:
         zoom, probability = decider.decide(level, batch, observations)
         self.result.timings["policy"] += time.perf_counter() - start
         self._check_finite(probability, f"{decider.name} decider", level, batch)
+        self.progress.advance(len(batch), 0)
         return np.asarray(zoom, bool), probability
 
     def _log(self, node: Node, zoom: bool, probability: float) -> list[Node]:
@@ -361,11 +368,13 @@ class _SlideRun:
                 children += self._log(node, True, float(p))
             else:
                 break_probability[node] = float(p)
+        self.progress.advance(len(nodes) - len(break_probability), 0)
         for batch, patches in self.reader.batches(self._batches(list(break_probability))):
             on_tissue = self._tissue_under(level, batch)
             probs = self._segment(level, batch, patches)
             p_zoom = np.array([break_probability[n] for n in batch], np.float32)
             self._apply(batch, np.zeros(len(batch), bool), p_zoom, probs, on_tissue)
+            self.progress.advance(len(batch), 0)
         return children
 
     def _check_finite(
@@ -417,6 +426,7 @@ class _SlideRun:
         self.result.timings["segment"] += time.perf_counter() - start
         self._check_finite(probs, f"segmenter f_{level}", level, batch)
         self.result.patches[level] += len(batch)
+        self.progress.advance(0, len(batch))
         return probs
 
     def _apply(

@@ -25,6 +25,7 @@ def decision_rewards(
     truth: str | Path,
     run: str | Path | None = None,
     lam: float | None = None,
+    progress: str = "quiet",
 ) -> np.ndarray:
     """Per row of ``outputs.decisions()``: the oracle's zoom reward, NaN for rows at the
     finest level and for nodes without tissue.
@@ -34,6 +35,8 @@ def decision_rewards(
         run: the run directory whose segmenters made the outputs (default: the one
             named in ``summary.json``).
         lam: λ of the reward (default: the outputs' λ, else the run's).
+        progress: ``bar``, ``log`` or ``quiet`` while the slide's reward cache is built
+            (f_0 … f_m over every node: minutes for a large slide, once).
     """
     from envs.reward_cache import ensure_slide_cache, read_tables
     from razn.run_dir import RunDirectory
@@ -51,7 +54,13 @@ def decision_rewards(
     paths = [run_dir.segmenter_path(level) for level in range(run_dir.num_levels)]
     run_dir.cache_dir.mkdir(parents=True, exist_ok=True)
     cache = ensure_slide_cache(
-        outputs.slide_path, Path(truth), run_dir.load_segmenters, paths, config, run_dir.cache_dir
+        outputs.slide_path,
+        Path(truth),
+        run_dir.load_segmenters,
+        paths,
+        config,
+        run_dir.cache_dir,
+        progress,
     )
     tables, roots = read_tables([cache])
     rate = config.levels.geometry().rate

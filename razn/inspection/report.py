@@ -27,19 +27,22 @@ def write_inspection(
     out_dir: str | Path,
     truth: str | Path | None = None,
     run: str | Path | None = None,
+    progress: str = "quiet",
 ) -> list[FigureFile]:
     """Write every figure of ``outputs`` into ``out_dir`` and an ``index.html`` holding them.
 
     With ``truth`` (the slide's mask) the oracle's rewards are added to the decision
-    statistics (this builds the slide's reward cache with the run's segmenters once) and
-    the prediction is compared with the ground truth.
+    statistics (this builds the slide's reward cache with the run's segmenters once,
+    reported in ``progress`` mode) and the prediction is compared with the ground truth.
     """
     from razn.inspection.oracle import decision_rewards
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     decisions = outputs.decisions()
-    rewards = decision_rewards(outputs, truth, run) if truth is not None else None
+    rewards = (
+        decision_rewards(outputs, truth, run, progress=progress) if truth is not None else None
+    )
     location, size = busiest_root(outputs, decisions)
     plan: list[tuple[str, Callable[[], object], str]] = [
         ("zoom_map.png", lambda: figures.zoom_map_figure(outputs),

@@ -25,13 +25,13 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
-from tqdm.auto import tqdm
 
 from envs.reward_cache import ensure_slide_cache, read_tables
 from envs.zoom import ZoomEnv, zoom_rewards
 from razn.config import dump_yaml, load_config
 from razn.data.manifest import read_manifest
 from razn.engine.deciders import zoom_probability
+from razn.engine.progress import progress_mode, tracked
 from razn.errors import ConfigError, RaznError
 from razn.observation import ENTROPY_STAT, TISSUE_STAT, policy_view, space_inputs
 from razn.policy.budget import read_validation, validation_cost, write_validation
@@ -442,11 +442,9 @@ def build_reward_cache(
             loaded.extend(run.load_segmenters())
         return loaded
 
+    mode = progress_mode(quiet=not progress)
+    description = f"reward caches of the {'/'.join(splits)} slides"
     return [
-        ensure_slide_cache(e.slide, e.mask, segmenters, seg_paths, config, run.cache_dir)
-        for e in _progress(entries, "reward cache", progress)
+        ensure_slide_cache(e.slide, e.mask, segmenters, seg_paths, config, run.cache_dir, mode)
+        for e in tracked(entries, description, mode, unit="slide")
     ]
-
-
-def _progress(items: Sequence[Any], description: str, enabled: bool) -> Sequence[Any]:
-    return tqdm(items, desc=description, unit="slide") if enabled else items
