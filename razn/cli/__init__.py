@@ -29,13 +29,29 @@ class RaznGroup(click.Group):
 @click.group(cls=RaznGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="razn")
 def main() -> None:
-    """razn: segment whole-slide images, zooming in only where it matters."""
+    """razn: segment whole-slide images, zooming in only where it matters.
+
+    \b
+    Try it:            razn demo
+    Your own slides, in order:
+      1. razn info SLIDE...                          check the slides open
+      2. razn rasterize ANNOTATION --slide SLIDE --out MASK.tif
+                                                     QuPath/ASAP polygons to masks
+      3. write manifest.csv: slide,mask,split        (train, val, test)
+      4. razn check --manifest manifest.csv          slides and masks agree
+      5. razn train --config configs/default.yaml --manifest manifest.csv --run runs/mine
+      6. razn segment SLIDE... --run runs/mine --out out
+      7. razn inspect out/SLIDE_NAME --truth MASK.tif
+      8. razn evaluate --pred out --manifest manifest.csv --split test
+    Compare with every baseline: razn benchmark --manifest manifest.csv --out runs/bench
+    """
 
 
 def _register() -> None:
     from razn.cli import (
         benchmark,
         build_cache,
+        check,
         demo,
         evaluate,
         info,
@@ -48,7 +64,7 @@ def _register() -> None:
         train_seg,
     )
 
-    commands = (info, synth, rasterize, train_seg, build_cache, train_policy, train)
+    commands = (info, synth, rasterize, check, train_seg, build_cache, train_policy, train)
     for module in (*commands, segment, evaluate, inspect, benchmark, demo):
         main.add_command(module.command)
 

@@ -18,8 +18,12 @@ import click
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(run_path: Path, quiet: bool) -> None:
-    """Run f_0 … f_m once over every node of the policy slides and store errors and
-    observations in RUN/cache (zarr); reused while slides, masks and weights are unchanged."""
+    """Precompute what policy training needs: every level's segmenter over the training
+    slides, with its errors against the masks, stored in RUN/cache (zarr) and reused
+    while slides, masks and weights are unchanged (train-policy does this itself).
+
+    Example: razn build-cache --run runs/mine
+    """
     from razn.run_dir import RunDirectory
     from razn.train.policy import build_reward_cache
 

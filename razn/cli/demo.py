@@ -19,8 +19,12 @@ import click
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(out_dir: Path, quiet: bool) -> None:
-    """Make a small synthetic dataset, train f and g briefly, segment a held-out slide with
-    razn, ud and cip, and print Dice, seconds and patches per level."""
+    """See razn work in a few minutes: make a small synthetic dataset, train the segmenters
+    and zoom policies briefly, segment a held-out slide with razn, everything coarse (ud)
+    and everything at full resolution (cip), and print accuracy, seconds and patches.
+
+    Example: razn demo --out demo
+    """
     from razn.demo import format_table, run_demo
 
     started = time.perf_counter()

@@ -42,9 +42,13 @@ def command(
     downsample: float | None,
     metrics_path: Path | None,
 ) -> None:
-    """Score every slide segmented under PRED against the manifest's masks: Dice and IoU per
-    class, over the foreground classes and over all classes, per slide and pooled. Prints
-    a table and writes metrics.json; exit code 2 if any slide could not be scored."""
+    """Score segmented slides against their masks: Dice and IoU per class, over the
+    foreground classes and over all classes, per slide and pooled, at one stated
+    resolution (level-0 pixels per scored pixel). Prints a table and writes metrics.json;
+    exit code 2 if any slide could not be scored.
+
+    Example: razn evaluate --pred out --manifest manifest.csv --split test
+    """
     from razn.evaluate_outputs import evaluate_outputs
 
     report = evaluate_outputs(pred_dir, manifest, split, downsample)

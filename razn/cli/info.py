@@ -16,10 +16,13 @@ from razn.errors import RaznError
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per slide, one per line.")
 @click.option("--properties", is_flag=True, help="Include every raw metadata property.")
 def command(slides: tuple[Path, ...], as_json: bool, properties: bool) -> None:
-    """Print vendor, mpp, objective power, tile size, associated images and levels of each SLIDE.
+    """Check that slides open and show what razn sees: vendor, pixel size (µm per pixel),
+    objective power, tile size, associated images and every pyramid level.
 
     A slide that cannot be opened or read is reported on stderr (one line) and the
     others are still printed; the exit code is 2 if any failed.
+
+    Example: razn info slides/*.svs
     """
     from razn.slide import open_slide
     from razn.slide.info import format_info, probe_read, slide_info

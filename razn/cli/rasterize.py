@@ -80,11 +80,13 @@ def command(
     skip_unknown: bool,
     no_default_labels: bool,
 ) -> None:
-    """Rasterise ANNOTATION (QuPath GeoJSON or ASAP XML) into a label-mask TIFF.
+    """Turn drawn annotations (QuPath GeoJSON or ASAP XML) into a label mask for training.
 
     A mask pixel takes the label of the polygon containing its centre. Polygons
     with a nonzero label are drawn first and label-0 exclusions (CAMELYON16 "_2")
     last; holes stay unfilled. Default labels: Tumor/tumor/Tumour/_0/_1 = 1, _2 = 0.
+
+    Example: razn rasterize slide_1.geojson --slide slide_1.svs --out slide_1_mask.tif --downsample 4
     """
     from razn.data.annotations import DEFAULT_LABEL_MAP, rasterize_to_tiff, read_annotations
 

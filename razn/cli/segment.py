@@ -130,9 +130,16 @@ def command(
     seed: int,
     quiet: bool,
 ) -> None:
-    """Segment each SLIDE (a path or a glob pattern) into OUT/<slide name>/: OME-Zarr labels and
-    zoom map, decisions.csv, regions.geojson, overlay.png and summary.json. A slide that fails
-    is reported (one line) and the others go on; the exit code is 2 if any failed."""
+    """Segment slides, zooming in only where the trained policies say detail matters.
+
+    Each SLIDE (a path or a glob pattern) goes to OUT/<slide name>/: OME-Zarr labels and
+    zoom map, decisions.csv, regions.geojson (QuPath), overlay.png and summary.json. A
+    slide that fails is reported (one line) and the others go on; the exit code is 2 if
+    any failed. --mode picks a baseline instead (ud: all coarse, cip: all at full
+    resolution).
+
+    Example: razn segment "slides/*.svs" --run runs/mine --out out --budget 0.3
+    """
     from razn.engine.batch import open_batch_table, output_lock, plan_jobs, run_jobs
     from razn.engine.inputs import expand_inputs
     from razn.engine.spec import EngineSpec, cached_engine

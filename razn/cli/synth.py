@@ -71,11 +71,14 @@ def command(
     config_path: Path | None,
     overrides: tuple[str, ...],
 ) -> None:
-    """Write N synthetic H&E-like slides with tumour masks and manifest.csv into OUT_DIR.
+    """Make synthetic H&E-like slides with tumour masks and a manifest, to try razn
+    without data of your own.
 
     Slides are pyramidal JPEG TIFFs that OpenSlide reads (Aperio flavour, mpp and
     objective power set); masks are uint8 pyramids (0 = not tumour, 1 = tumour). The
-    same seed, size and config give the same files.
+    same seed, size and config give the same files. Sizes are level-0 pixels.
+
+    Example: razn synth data/synth --slides 8 --size 8192x8192 --seed 0
     """
     from razn.config import load_config
     from razn.data.synth import SynthConfig, make_dataset

@@ -19,7 +19,11 @@ def command(
     overrides: tuple[str, ...],
     quiet: bool,
 ) -> None:
-    """Train the segmenters f_0 … f_m, then the policies g_{m−1} … g_0, into one run directory."""
+    """Train everything a run needs: one segmentation network per zoom level, then the
+    zoom policies that decide where to look closer, into one run directory.
+
+    Example: razn train --config configs/default.yaml --manifest manifest.csv --run runs/mine
+    """
     from razn.train.policy import train_policies
     from razn.train.segmentation import train_segmenters
     from razn.train.setup import prepare_run

@@ -54,10 +54,13 @@ def command(
     folder: Path | None,
     quiet: bool,
 ) -> None:
-    """Train one PPO agent per level on razn/Zoom-v0, finest first, into RUN/policies/lam_<λ>/.
+    """Train the zoom policies of a run (one reinforcement-learning agent per zoom level,
+    finest first) for one accuracy-versus-compute trade-off λ, into RUN/policies/lam_<λ>/.
 
     The reward cache of the training slides is built on first use (RUN/cache) and
-    reused while its inputs are unchanged.
+    reused while its inputs are unchanged. Larger λ: fewer zooms, faster, coarser.
+
+    Example: razn train-policy --run runs/mine --lambda 0.02
     """
     from razn.policy.store import policy_folder
     from razn.run_dir import RunDirectory

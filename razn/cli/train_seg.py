@@ -20,10 +20,13 @@ def command(
     overrides: tuple[str, ...],
     quiet: bool,
 ) -> None:
-    """Train f_0 … f_m level by level; continue RUN if it exists (finished levels are skipped).
+    """Train the segmentation network of every zoom level, coarsest first; an existing RUN
+    is continued (finished levels are skipped).
 
     Writes RUN/config.yaml, RUN/run.json, RUN/segmenters/level_i.safetensors (best
     validation mean Dice) with level_i_metrics.csv, and checkpoints in RUN/checkpoints.
+
+    Example: razn train-seg --config configs/default.yaml --manifest manifest.csv --run runs/mine
     """
     from razn.train import prepare_run, train_segmenters
 

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from razn.config import load_config
+from razn.data.check import check_dataset
 from razn.data.manifest import Manifest, read_manifest
-from razn.data.masks import open_mask
 from razn.data.patches import SlideRecord, index_slides
 from razn.errors import ConfigError, ManifestError
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
-from razn.slide import open_slide
 
 
 @dataclass(frozen=True)
@@ -75,15 +74,18 @@ def check_manifest(config: RunConfig) -> Manifest:
 
 
 def check_slides(manifest: Manifest, config: RunConfig) -> None:
-    """Open every slide the segmenters train or validate on, and its mask at the slide's
-    size: a slide that cannot be opened, or a mask of the wrong size, fails here (one line
-    naming the file) rather than after the run directory exists. Reads headers only."""
+    """The check of ``razn check`` (:mod:`razn.data.check`) on every slide the segmenters
+    train or validate on: a slide that cannot be opened, a mask of the wrong size or with
+    class values outside the config's classes fails here (one line naming the file)
+    rather than after the run directory exists."""
     splits = {*config.seg_train.train_splits, *config.seg_train.val_splits}
-    for entry in manifest:
-        if entry.split not in splits or entry.mask is None:
-            continue
-        with open_slide(entry.slide) as slide, open_mask(entry.mask, slide.dimensions):
-            pass
+    check = check_dataset(manifest, config.data.class_names, needed_splits=(), splits=splits)
+    problems = check.problems
+    if problems:
+        more = (
+            f" (and {len(problems) - 1} more; razn check lists them)" if len(problems) > 1 else ""
+        )
+        raise ManifestError(problems[0] + more)
 
 
 def load_slide_records(config: RunConfig) -> SlideRecords:
