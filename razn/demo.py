@@ -129,12 +129,15 @@ def run_demo(
     run = RunDirectory.open_or_create(out / "run", config, policy_may_differ=True)
     for result in train_segmenters(run, progress=progress):
         say(
-            f"[{time.perf_counter() - started:5.0f} s] f_{result.level}: val Dice {result.val_dice}"
+            f"[{time.perf_counter() - started:5.0f} s] segmenter of level {result.level} "
+            f"(downsample {result.downsample:g}): validation Dice "
+            f"{result.dice_text(config.data.class_names)}"
         )
     if not policies_exist(run, run.config.reward.lam, None, run.config):
         for report in train_policies(run, progress=progress, reuse=True):
             say(
-                f"[{time.perf_counter() - started:5.0f} s] g_{report.level}: zoom rate {report.zoom_rate:.2f}"
+                f"[{time.perf_counter() - started:5.0f} s] zoom policy of level {report.level}: "
+                f"zooms {report.zoom_rate:.0%} of the training patches"
             )
     rows = []
     for entry in read_manifest(manifest).split("test"):

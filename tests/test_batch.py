@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zarr
 from click.testing import CliRunner
@@ -15,6 +16,7 @@ from razn.cli import main
 from razn.outputs import layout
 from razn.outputs.batch_table import read_batch_table
 from razn.outputs.compare import THREAD_TOLERANCE, compare_outputs
+from razn.slide import open_slide
 
 
 def segment(tiny_run: Path, out: Path, *arguments: str, mode: str = "razn"):
@@ -162,3 +164,33 @@ def test_ngff_05_option(tiny_run, tmp_path):
     assert group.metadata.zarr_format == 3 and group.attrs["ome"]["version"] == "0.5"
     assert group["0"].shape == (576, 640)
     assert summary(tmp_path / "synth_002")["ngff_version"] == "0.5"
+
+
+def test_mpp_given_recorded_and_the_fallback_said(tiny_run, tmp_path):
+    from conftest import write_tiff_pyramid
+
+    source = slides(tiny_run)[0]
+    with open_slide(source) as slide:  # the same pixels, in a file that records no mpp
+        image = slide.read_region((0, 0), 0, slide.dimensions)
+    bare = write_tiff_pyramid(
+        tmp_path / "bare.tiff", [image, np.ascontiguousarray(image[::2, ::2])]
+    )
+    result = segment(tiny_run, tmp_path / "out", str(bare), mode="cip")
+    assert result.exit_code == 0, result.output
+    assert "bare.tiff: the file records no pixel size; tissue detection assumes 0.5 µm/px" in (
+        result.output
+    )
+    assert summary(tmp_path / "out" / "bare")["mpp_source"] == "fallback"
+    given = segment(tiny_run, tmp_path / "given", str(bare), "--mpp", "0.5,0.6", mode="cip")
+    assert given.exit_code == 0, given.output
+    recorded = summary(tmp_path / "given" / "bare")
+    assert recorded["mpp"] == [0.5, 0.6] and recorded["mpp_source"] == "override"
+    assert recorded["mpp_given"] == [0.5, 0.6] and "records no pixel size" not in given.output
+    again = segment(
+        tiny_run, tmp_path / "given", str(bare), "--mpp", "0.25", "--resume", mode="cip"
+    )
+    assert "0 skipped" in again.output  # another --mpp is another setting: redone
+    info = CliRunner().invoke(main, ["info", str(bare), "--mpp", "0.25"])
+    assert "0.25 x 0.25 µm/px (override)" in info.output
+    bad = segment(tiny_run, tmp_path / "bad", str(bare), "--mpp", "-1", mode="cip")
+    assert bad.exit_code == 2 and "give one or two positive µm values" in bad.output

@@ -58,6 +58,7 @@ from razn.errors import ConfigError
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
 from razn.train.policy import policies_exist
+from razn.train.segmentation import format_dice
 
 Say = Callable[[str], None]
 
@@ -259,7 +260,10 @@ def train_models(ctx: Context) -> None:
             train_segmenter_level,
             level_tasks,
             workers,
-            lambda task, dice: ctx.log(f"f_{task[1]} of {Path(task[0]).name}: val Dice {dice}"),
+            lambda task, dice: ctx.log(
+                f"segmenter of level {task[1]} of {Path(task[0]).name}: validation Dice "
+                + format_dice(ctx.clean.config.data.class_names, dice or ())
+            ),
         )
     for variant in ctx.runs:  # reopen: run.json now records every level
         reopened = RunDirectory.open(ctx.runs[variant].path)

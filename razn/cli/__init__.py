@@ -7,6 +7,7 @@ code 2; heavy imports happen inside the commands so ``razn --help`` stays fast.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -15,10 +16,26 @@ from razn import __version__
 from razn.errors import RaznError
 
 
+class _EchoWarnings(logging.Handler):
+    """razn's logged warnings as ``razn: warning: …`` lines on stderr (click's, so that
+    they follow redirection and test runners)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"razn: warning: {record.getMessage()}", err=True)
+
+
+def _show_warnings() -> None:
+    logger = logging.getLogger("razn")
+    if not any(isinstance(h, _EchoWarnings) for h in logger.handlers):
+        logger.addHandler(_EchoWarnings(logging.WARNING))
+        logger.setLevel(logging.INFO)
+
+
 class RaznGroup(click.Group):
     """A click group that turns :class:`RaznError` into one line on stderr and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> object:
+        _show_warnings()
         try:
             return super().invoke(ctx)
         except RaznError as exc:

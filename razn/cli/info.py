@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from razn.cli.options import MPP_HELP, MppValue
 from razn.errors import RaznError
 
 
@@ -15,7 +16,10 @@ from razn.errors import RaznError
 @click.argument("slides", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per slide, one per line.")
 @click.option("--properties", is_flag=True, help="Include every raw metadata property.")
-def command(slides: tuple[Path, ...], as_json: bool, properties: bool) -> None:
+@click.option("--mpp", type=MppValue(), help=MPP_HELP)
+def command(
+    slides: tuple[Path, ...], as_json: bool, properties: bool, mpp: tuple[float, float] | None
+) -> None:
     """Check that slides open and show what razn sees: vendor, pixel size (µm per pixel),
     objective power, tile size, associated images and every pyramid level.
 
@@ -30,7 +34,7 @@ def command(slides: tuple[Path, ...], as_json: bool, properties: bool) -> None:
     failed = 0
     for index, path in enumerate(slides):
         try:
-            with open_slide(path) as slide:
+            with open_slide(path, mpp=mpp) as slide:
                 info = slide_info(slide, with_properties=properties)
                 probe_read(slide)
         except RaznError as exc:

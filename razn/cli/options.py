@@ -60,3 +60,26 @@ class UnitValues(click.ParamType):
         if not all(0.0 <= v <= 1.0 for v in values):
             self.fail(f"{value!r}: every value must be in [0, 1]", param, ctx)
         return values[0] if len(values) == 1 else values
+
+
+class MppValue(click.ParamType):
+    """A level-0 pixel size in µm: ``X`` (square pixels) or ``X,Y``."""
+
+    name = "X[,Y]"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]  # click's signature
+        if isinstance(value, tuple):
+            return value
+        try:
+            parts = tuple(float(part) for part in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a pixel size in µm (e.g. 0.25 or 0.25,0.26)", param, ctx)
+        if len(parts) not in (1, 2) or not all(p > 0 for p in parts):
+            self.fail(f"{value!r}: give one or two positive µm values (X or X,Y)", param, ctx)
+        return (parts[0], parts[-1])
+
+
+MPP_HELP = (
+    "Level-0 pixel size in µm (X or X,Y), for slides whose file lacks or misstates it; "
+    "without it such slides use tissue.fallback_mpp."
+)

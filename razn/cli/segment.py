@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from razn.cli.options import UnitValues
+from razn.cli.options import MPP_HELP, MppValue, UnitValues
 
 if TYPE_CHECKING:
     from razn.outputs.batch_table import SlideOutcome
@@ -105,6 +105,7 @@ if TYPE_CHECKING:
     help="Segment slides in parallel on a Dask LocalCluster of this many processes.",
 )
 @click.option("--scheduler", help="Submit the slides to the Dask scheduler at this address.")
+@click.option("--mpp", type=MppValue(), help=MPP_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mode random.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def command(
@@ -128,6 +129,7 @@ def command(
     workers: int | None,
     scheduler: str | None,
     seed: int,
+    mpp: tuple[float, float] | None,
     quiet: bool,
 ) -> None:
     """Segment slides, zooming in only where the trained policies say detail matters.
@@ -170,7 +172,7 @@ def command(
     engine = cached_engine(replace(spec, device="cpu") if parallel else spec)
     extra = spec.summary_extra(engine)
     version = cast("NgffVersion", ngff_version)
-    jobs = plan_jobs(paths, out_dir, extra, ngff_version=version, resume=resume)
+    jobs = plan_jobs(paths, out_dir, extra, ngff_version=version, resume=resume, mpp=mpp)
     started = time.perf_counter()
     with output_lock(out_dir):  # a second batch on OUT fails here, before touching anything
         table = open_batch_table(out_dir, len(jobs))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -39,6 +40,7 @@ from razn.outputs.ome_zarr import NgffVersion
 from razn.slide import open_slide
 from razn.slide.tissue import detect_tissue
 
+LOG = logging.getLogger(__name__)
 BATCH_TABLE = "batch.csv"
 LOCK_FILE = ".razn.lock"
 """Held (``flock``) by the batch writing into an output folder, and removed when it ends."""
@@ -64,6 +66,8 @@ class SlideJob:
     extra: dict[str, Any] = field(default_factory=dict)
     ngff_version: NgffVersion = "0.4"
     resume: bool = False
+    mpp: tuple[float, float] | None = None
+    """Level-0 µm per pixel given by the user (``--mpp``), instead of the file's."""
 
 
 OnDone = Callable[[SlideOutcome], None]
@@ -76,13 +80,16 @@ def plan_jobs(
     *,
     ngff_version: NgffVersion = "0.4",
     resume: bool = False,
+    mpp: tuple[float, float] | None = None,
 ) -> list[SlideJob]:
     """One job per distinct slide file, each with its own folder name (see
-    :func:`razn.engine.inputs.output_names`)."""
+    :func:`razn.engine.inputs.output_names`). A given ``mpp`` is recorded in the summary
+    (``mpp_given``), so ``--resume`` redoes slides made with another."""
     paths = unique_paths([Path(s) for s in slides])
     names = output_names(paths)
+    settings = {**(extra or {}), **({"mpp_given": list(mpp)} if mpp is not None else {})}
     return [
-        SlideJob(path, Path(out_dir) / name, dict(extra or {}), ngff_version, resume)
+        SlideJob(path, Path(out_dir) / name, dict(settings), ngff_version, resume, mpp)
         for path, name in zip(paths, names, strict=True)
     ]
 
@@ -239,7 +246,7 @@ def run_job(job: SlideJob, engine: ZoomEngine, progress: str = "quiet") -> Slide
     try:
         output, result = segment_one(
             job.slide, engine, job.target.parent, job.extra, reporter,
-            name=job.target.name, ngff_version=job.ngff_version,
+            name=job.target.name, ngff_version=job.ngff_version, mpp=job.mpp,
         )  # fmt: skip
     except RaznError as exc:
         return SlideOutcome(job.slide, "failed", None, str(exc), time.perf_counter() - start)
@@ -261,6 +268,20 @@ def expected_summary(job: SlideJob, engine: ZoomEngine) -> dict[str, Any]:
     return json.loads(json.dumps(expected))  # compared as summary.json holds them
 
 
+def mpp_source(slide: Any, fallback: float) -> str:
+    """Where the slide's pixel size comes from: ``override`` (``--mpp``), ``slide`` (its
+    file) or ``fallback`` (``tissue.fallback_mpp``, logged: physical sizes are guesses)."""
+    if slide.mpp_source is not None:
+        return str(slide.mpp_source)
+    LOG.warning(
+        "%s: the file records no pixel size; tissue detection assumes %g µm/px "
+        "(tissue.fallback_mpp); give --mpp X to set it",
+        slide.path,
+        fallback,
+    )
+    return "fallback"
+
+
 def segment_one(
     path: Path,
     engine: ZoomEngine,
@@ -271,22 +292,29 @@ def segment_one(
     name: str | None = None,
     ngff_version: NgffVersion = "0.4",
     viewer_outputs: bool = True,
+    mpp: tuple[float, float] | None = None,
 ) -> tuple[Path, SlideResult]:
     """Segment one slide into ``out_dir/<name>/`` (default name: :func:`output_name`),
     written to a temporary folder first and moved into place when complete. Without
     ``viewer_outputs`` only ``labels.zarr``, ``decisions.csv`` and ``summary.json`` are
-    written (see :func:`razn.engine.slide_outputs.write_slide_outputs`)."""
+    written (see :func:`razn.engine.slide_outputs.write_slide_outputs`). ``mpp`` overrides
+    the file's level-0 µm per pixel; ``summary.json`` says where the one used came from
+    (``mpp_source``: ``slide``, ``override`` or ``fallback``, the last also logged)."""
     target = Path(out_dir) / (name or output_name(path))
     partial = target.parent / f".{target.name}.partial"
     try:
         if partial.exists():
             shutil.rmtree(partial)
         partial.mkdir(parents=True)
-        with open_slide(path) as slide:
+        with open_slide(path, mpp=mpp) as slide:
+            source = mpp_source(slide, engine.config.tissue.fallback_mpp)
             tissue = detect_tissue(slide, engine.config.tissue)
             labels = partial / layout.LABELS
             result = engine.segment(slide, labels, tissue=tissue, progress=progress)
-            write_slide_outputs(partial, slide, engine, result, extra, ngff_version, viewer_outputs)
+            summary = {**extra, "mpp_source": source}
+            write_slide_outputs(
+                partial, slide, engine, result, summary, ngff_version, viewer_outputs
+            )
         if target.exists():
             shutil.rmtree(target)
         partial.rename(target)

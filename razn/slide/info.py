@@ -51,7 +51,10 @@ def format_info(info: dict[str, Any]) -> str:
     """Human-readable, multi-line rendering of :func:`slide_info`."""
     mpp = info["mpp"]
     if mpp is None:
-        mpp_text = "missing (give --mpp X to commands that need a physical scale)"
+        mpp_text = (
+            "missing (give --mpp X to razn info and razn segment; training and tissue "
+            "detection assume tissue.fallback_mpp)"
+        )
     else:
         mpp_text = f"{mpp[0]:.4g} x {mpp[1]:.4g} µm/px"
         if info.get("mpp_source") == "override":
@@ -73,4 +76,8 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(
             f"    {index:>5} {level['width']:>8} {level['height']:>8} {level['downsample']:>11.4f}"
         )
+    properties = info.get("properties")
+    if properties is not None:
+        lines.append(f"  properties ({len(properties)})")
+        lines += [f"    {key} = {value}" for key, value in sorted(properties.items())]
     return "\n".join(lines)

@@ -56,6 +56,19 @@ class LevelResult:
     def mean_dice(self) -> float:
         return float(np.mean(self.val_dice)) if self.val_dice else float("nan")
 
+    def dice_text(self, class_names: Sequence[str]) -> str:
+        """``tumour 0.701, background 0.934; mean 0.818``: the validation Dice, named."""
+        return format_dice(class_names, self.val_dice)
+
+
+def format_dice(class_names: Sequence[str], dice: Sequence[float]) -> str:
+    """Dice per class, named and rounded, then their mean (``background 0.934, tumour
+    0.701; mean 0.818``)."""
+    if not dice:
+        return "no validation"
+    named = ", ".join(f"{n} {d:.3f}" for n, d in zip(class_names, dice, strict=True))
+    return f"{named}; mean {float(np.mean(dice)):.3f}"
+
 
 def train_segmenters(
     run: RunDirectory, *, levels: Sequence[int] | None = None, progress: bool = True
