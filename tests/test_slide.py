@@ -167,6 +167,39 @@ BAD_FILES = {
 }
 
 
+EXPLAINED = {
+    "unopenable.tiff": "TIFF compressed with a codec OpenSlide does not decode; re-save it",
+    "unreadable.svs": "damaged JPEG tiles: the file is incomplete or corrupt",
+    "RGB-8bit.czi": "Zeiss CZI with time, z or scene dimensions OpenSlide does not read",
+    "sm_image_jpegls.dcm": "DICOM compressed with a codec OpenSlide does not decode",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPLAINED))
+def test_openslides_reasons_come_after_what_they_mean(shared_fixtures, name):
+    path = shared_fixtures / "bad" / name
+    with pytest.raises(SlideError) as info, open_slide(path) as slide:
+        slide.read_region((0, 0), 0, (16, 16))
+    message = str(info.value)
+    assert EXPLAINED[name] in message
+    # the meaning first, OpenSlide's own words kept after it
+    assert (
+        message.index(EXPLAINED[name])
+        < message.index("(OpenSlide: ")
+        < message.index(BAD_FILES[name])
+    )
+
+
+def test_unknown_reasons_stay_as_openslide_wrote_them():
+    from razn.slide.reasons import explain
+
+    assert explain("Something new went wrong") == "Something new went wrong"
+    assert explain("Couldn't get image flavor").startswith("DICOM without a whole-slide ImageType")
+    assert explain("Index.dat doesn't have expected version").startswith("MIRAX: its data files")
+    assert explain("Nonzero subblock channel 1").startswith("Zeiss CZI with several channels")
+    assert explain("Can't validate JPEG 0").endswith("(OpenSlide: Can't validate JPEG 0)")
+
+
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_bad_real_files_raise_slide_error_naming_the_file(shared_fixtures, name):
     path = shared_fixtures / "bad" / name

@@ -16,6 +16,7 @@ import numpy as np
 
 from razn.errors import SlideError
 from razn.slide.base import Location, Size, Slide
+from razn.slide.reasons import explain
 
 
 def _openslide():  # imported lazily: loading the shared library costs ~50 ms
@@ -50,7 +51,7 @@ class OpenSlideSlide(Slide):
                 "unsupported or unrecognised slide format (OpenSlide cannot open it)", self.path
             ) from None
         except (openslide.OpenSlideError, OSError, ValueError) as exc:
-            raise SlideError(f"cannot open slide: {_reason(exc)}", self.path) from None
+            raise SlideError(f"cannot open slide: {explain(_reason(exc))}", self.path) from None
         self._broken: str | None = None
 
     @property
@@ -103,7 +104,8 @@ class OpenSlideSlide(Slide):
             image = self._handle.read_region(location, level, size)
         except openslide.OpenSlideError as exc:
             self._broken = (
-                f"read failed at location {location} level {level} size {size}: {_reason(exc)}"
+                f"read failed at location {location} level {level} size {size}: "
+                f"{explain(_reason(exc))}"
             )
             raise SlideError(self._broken, self.path) from None
         return np.asarray(image)
