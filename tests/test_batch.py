@@ -194,3 +194,37 @@ def test_mpp_given_recorded_and_the_fallback_said(tiny_run, tmp_path):
     assert "0.25 x 0.25 µm/px (override)" in info.output
     bad = segment(tiny_run, tmp_path / "bad", str(bare), "--mpp", "-1", mode="cip")
     assert bad.exit_code == 2 and "give one or two positive µm values" in bad.output
+
+
+def test_tissue_detection_can_be_set_at_segment_time_and_is_a_setting(tiny_run, tmp_path):
+    slide = str(slides(tiny_run)[0])
+    default = segment(tiny_run, tmp_path / "out", slide, mode="cip")
+    assert default.exit_code == 0, default.output
+    recorded = summary(tmp_path / "out" / "synth_000")
+    assert recorded["tissue"] == {"method": "saturation", "threshold": None}
+    args = ["--tissue-method", "darkness", "--tissue-threshold", "250", "--resume"]
+    other = segment(tiny_run, tmp_path / "out", slide, *args, mode="cip")
+    assert other.exit_code == 0 and "0 skipped" in other.output  # another setting: redone
+    changed = summary(tmp_path / "out" / "synth_000")
+    assert changed["tissue"] == {"method": "darkness", "threshold": 250.0}
+    # darkness above 250 of 255: almost nothing is tissue, so almost nothing is segmented
+    assert changed["tissue_fraction"] < recorded["tissue_fraction"]
+    again = segment(tiny_run, tmp_path / "out", slide, *args, mode="cip")
+    assert "1 skipped" in again.output
+
+
+def test_regions_smaller_than_the_minimum_area_are_left_out_of_the_geojson(tiny_run, tmp_path):
+    slide = str(slides(tiny_run)[0])
+    counts = {}
+    for area in (0, 50, 5000):
+        out = tmp_path / f"area{area}"
+        result = segment(tiny_run, out, slide, "--min-region-area", str(area), mode="cip")
+        assert result.exit_code == 0, result.output
+        regions = json.loads((out / "synth_000" / "regions.geojson").read_text())
+        counts[area] = len(regions["features"])
+        recorded = summary(out / "synth_000")
+        assert recorded["min_region_area"] == area and recorded["min_region_area_unit"] == "µm²"
+        labels = zarr.open_array(str(out / "synth_000" / "labels.zarr"), mode="r")[:]
+        counts[f"labels{area}"] = int(labels.sum())
+    assert counts[0] >= counts[50] >= counts[5000] and counts[0] > counts[5000]
+    assert counts["labels0"] == counts["labels50"] == counts["labels5000"]  # labels unchanged

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from razn.cli.options import MPP_HELP, MppValue, UnitValues
+from razn.outputs.layout import MIN_REGION_AREA
 
 if TYPE_CHECKING:
     from razn.outputs.batch_table import SlideOutcome
@@ -106,6 +107,25 @@ if TYPE_CHECKING:
 )
 @click.option("--scheduler", help="Submit the slides to the Dask scheduler at this address.")
 @click.option("--mpp", type=MppValue(), help=MPP_HELP)
+@click.option(
+    "--tissue-method",
+    type=click.Choice(["saturation", "darkness", "fluorescence"]),
+    help="Tissue detection instead of the run's: saturation (H&E, IHC), darkness, or "
+    "fluorescence (dark background).",
+)
+@click.option(
+    "--tissue-threshold",
+    type=click.FloatRange(0, 255),
+    help="A fixed tissue threshold on the method's 0–255 measure instead of Otsu's.",
+)
+@click.option(
+    "--min-region-area",
+    type=click.FloatRange(min=0),
+    default=MIN_REGION_AREA,
+    show_default=True,
+    help="Smallest region written to regions.geojson, in µm² (level-0 px² on slides "
+    "without mpp); the label images keep every pixel.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --mode random.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def command(
@@ -130,6 +150,9 @@ def command(
     scheduler: str | None,
     seed: int,
     mpp: tuple[float, float] | None,
+    tissue_method: str | None,
+    tissue_threshold: float | None,
+    min_region_area: float,
     quiet: bool,
 ) -> None:
     """Segment slides, zooming in only where the trained policies say detail matters.
@@ -164,6 +187,8 @@ def command(
         batch_size=batch_size,
         output_downsample=output_downsample,
         budget=budget,
+        tissue_method=tissue_method,
+        tissue_threshold=tissue_threshold,
     )
     paths = expand_inputs(slides, manifest, split)
     parallel = workers is not None or scheduler is not None
@@ -172,7 +197,15 @@ def command(
     engine = cached_engine(replace(spec, device="cpu") if parallel else spec)
     extra = spec.summary_extra(engine)
     version = cast("NgffVersion", ngff_version)
-    jobs = plan_jobs(paths, out_dir, extra, ngff_version=version, resume=resume, mpp=mpp)
+    jobs = plan_jobs(
+        paths,
+        out_dir,
+        extra,
+        ngff_version=version,
+        resume=resume,
+        mpp=mpp,
+        min_region_area=min_region_area,
+    )
     started = time.perf_counter()
     with output_lock(out_dir):  # a second batch on OUT fails here, before touching anything
         table = open_batch_table(out_dir, len(jobs))

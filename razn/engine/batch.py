@@ -36,6 +36,7 @@ from razn.errors import OutputError, RaznError
 from razn.memory import release_free_memory
 from razn.outputs import layout
 from razn.outputs.batch_table import BatchTable, SlideOutcome
+from razn.outputs.layout import MIN_REGION_AREA
 from razn.outputs.ome_zarr import NgffVersion
 from razn.slide import open_slide
 from razn.slide.tissue import detect_tissue
@@ -68,6 +69,8 @@ class SlideJob:
     resume: bool = False
     mpp: tuple[float, float] | None = None
     """Level-0 µm per pixel given by the user (``--mpp``), instead of the file's."""
+    min_region_area: float = MIN_REGION_AREA
+    """Smallest region of ``regions.geojson`` in µm² (level-0 px² without mpp)."""
 
 
 OnDone = Callable[[SlideOutcome], None]
@@ -81,6 +84,7 @@ def plan_jobs(
     ngff_version: NgffVersion = "0.4",
     resume: bool = False,
     mpp: tuple[float, float] | None = None,
+    min_region_area: float = MIN_REGION_AREA,
 ) -> list[SlideJob]:
     """One job per distinct slide file, each with its own folder name (see
     :func:`razn.engine.inputs.output_names`). A given ``mpp`` is recorded in the summary
@@ -88,8 +92,11 @@ def plan_jobs(
     paths = unique_paths([Path(s) for s in slides])
     names = output_names(paths)
     settings = {**(extra or {}), **({"mpp_given": list(mpp)} if mpp is not None else {})}
+    settings["min_region_area"] = min_region_area  # --resume redoes slides made with another
     return [
-        SlideJob(path, Path(out_dir) / name, dict(settings), ngff_version, resume, mpp)
+        SlideJob(
+            path, Path(out_dir) / name, dict(settings), ngff_version, resume, mpp, min_region_area
+        )
         for path, name in zip(paths, names, strict=True)
     ]
 
@@ -247,6 +254,7 @@ def run_job(job: SlideJob, engine: ZoomEngine, progress: str = "quiet") -> Slide
         output, result = segment_one(
             job.slide, engine, job.target.parent, job.extra, reporter,
             name=job.target.name, ngff_version=job.ngff_version, mpp=job.mpp,
+            min_region_area=job.min_region_area,
         )  # fmt: skip
     except RaznError as exc:
         return SlideOutcome(job.slide, "failed", None, str(exc), time.perf_counter() - start)
@@ -293,6 +301,7 @@ def segment_one(
     ngff_version: NgffVersion = "0.4",
     viewer_outputs: bool = True,
     mpp: tuple[float, float] | None = None,
+    min_region_area: float = MIN_REGION_AREA,
 ) -> tuple[Path, SlideResult]:
     """Segment one slide into ``out_dir/<name>/`` (default name: :func:`output_name`),
     written to a temporary folder first and moved into place when complete. Without
@@ -313,8 +322,9 @@ def segment_one(
             result = engine.segment(slide, labels, tissue=tissue, progress=progress)
             summary = {**extra, "mpp_source": source}
             write_slide_outputs(
-                partial, slide, engine, result, summary, ngff_version, viewer_outputs
-            )
+                partial, slide, engine, result, summary, ngff_version, viewer_outputs,
+                min_region_area,
+            )  # fmt: skip
         if target.exists():
             shutil.rmtree(target)
         partial.rename(target)

@@ -20,6 +20,7 @@ from razn import __version__
 from razn.engine.zoom import SlideResult, ZoomEngine
 from razn.outputs import layout
 from razn.outputs.geojson import ome_zarr_to_geojson, write_geojson
+from razn.outputs.layout import MIN_REGION_AREA
 from razn.outputs.ome_zarr import NgffVersion, write_label_image, write_level_map
 from razn.outputs.overlay import overlay_image, sample_labels, save_overlay, zoom_level_map
 from razn.slide import Slide
@@ -35,20 +36,35 @@ def write_slide_outputs(
     extra: dict[str, Any],
     ngff_version: NgffVersion = "0.4",
     viewer_outputs: bool = True,
+    min_region_area: float = MIN_REGION_AREA,
 ) -> None:
     """Write every output but ``labels.zarr`` (already there) into ``folder``; without
-    ``viewer_outputs`` only ``decisions.csv`` and ``summary.json`` (what scoring needs)."""
+    ``viewer_outputs`` only ``decisions.csv`` and ``summary.json`` (what scoring needs).
+    ``min_region_area``: the smallest GeoJSON region, in µm² (level-0 px² without mpp)."""
     start = time.perf_counter()
     result.decisions.write_csv(folder / layout.DECISIONS)
+    outputs: dict[str, Any] = {"ngff_version": ngff_version if viewer_outputs else None}
     if viewer_outputs:
-        write_viewer_outputs(folder, slide, engine, result, ngff_version)
-    outputs = {"ngff_version": ngff_version if viewer_outputs else None}
+        min_px = region_area_px(min_region_area, slide.mpp)
+        write_viewer_outputs(folder, slide, engine, result, ngff_version, min_px)
+        outputs["min_region_area"] = min_region_area
+        outputs["min_region_area_unit"] = "µm²" if slide.mpp else "level-0 px²"
     outputs["output_seconds"] = time.perf_counter() - start
     write_summary(folder / layout.SUMMARY, slide, engine, result, {**extra, **outputs})
 
 
+def region_area_px(area: float, mpp: tuple[float, float] | None) -> float:
+    """``area`` in µm² as level-0 px² (taken as px² already when the slide has no mpp)."""
+    return float(area) / (mpp[0] * mpp[1]) if mpp else float(area)
+
+
 def write_viewer_outputs(
-    folder: Path, slide: Slide, engine: ZoomEngine, result: SlideResult, ngff_version: NgffVersion
+    folder: Path,
+    slide: Slide,
+    engine: ZoomEngine,
+    result: SlideResult,
+    ngff_version: NgffVersion,
+    min_region_px: float = 0.0,
 ) -> None:
     """The OME-Zarr class map and zoom map, the QuPath GeoJSON and the overlay."""
     labels = zarr.open_array(str(folder / layout.LABELS), mode="r")
@@ -68,7 +84,8 @@ def write_viewer_outputs(
         mpp,
         version=ngff_version,
     )
-    write_geojson(folder / layout.GEOJSON, ome_zarr_to_geojson(folder / layout.LABELS_OME))
+    regions = ome_zarr_to_geojson(folder / layout.LABELS_OME, min_area_px=min_region_px)
+    write_geojson(folder / layout.GEOJSON, regions)
     write_overlay(folder / layout.OVERLAY, slide, engine, result)
 
 

@@ -8,7 +8,7 @@ safetensors weights itself. No network or policy object is ever pickled.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from razn.errors import ConfigError
 
 if TYPE_CHECKING:
     from razn.policy.budget import ValidationCost
+    from razn.run_config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class EngineSpec:
     budget: float | None = None
     """Mode razn: at most this share of cip's patches, mapped to λ by the run's validation
     curve (:mod:`razn.policy.budget`); excludes ``lam``."""
+    tissue_method: str | None = None
+    """Tissue detection measure instead of the run's (``saturation``, ``darkness``,
+    ``fluorescence``): slides of another stain than the training ones need their own."""
+    tissue_threshold: float | None = None
+    """A fixed tissue threshold (0–255) instead of the run's (None: the run's setting)."""
 
     def build(self) -> ZoomEngine:
         """Load the run's networks onto the device and make the engine."""
@@ -67,7 +73,16 @@ class EngineSpec:
             precision=self.precision,
             count_cip_patches=self.budget is not None,
         )
-        return ZoomEngine(segmenters, decider, run.config, config)
+        return ZoomEngine(segmenters, decider, self.run_config(run.config), config)
+
+    def run_config(self, config: RunConfig) -> RunConfig:
+        """The run's config with this spec's tissue detection settings."""
+        tissue = config.tissue
+        if self.tissue_method is not None:
+            tissue = replace(tissue, method=self.tissue_method)  # type: ignore[arg-type]
+        if self.tissue_threshold is not None:
+            tissue = replace(tissue, threshold=float(self.tissue_threshold))
+        return replace(config, tissue=tissue)
 
     def resolved_lambda(self, run_lambda: float, policies_dir: Path | None = None) -> float:
         """λ of the policies: ``lam``, the budget's (from ``policies_dir``), or the run's."""
@@ -87,6 +102,11 @@ class EngineSpec:
             if self.mode == "razn"
             else None,
             "run": str(Path(self.run).resolve()),
+            # what segmentation depends on beyond the run: --resume redoes other settings
+            "tissue": {
+                "method": engine.config.tissue.method,
+                "threshold": engine.config.tissue.threshold,
+            },
         }
         if self.budget is not None and self.mode == "razn":
             choice = budget_choice(policies_dir, self.budget)

@@ -20,6 +20,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+MIN_REGION_AREA = 50.0
+"""Default smallest region written to ``regions.geojson``: 50 µm² (about one nucleus), or
+50 level-0 px² on a slide without mpp. Smaller specks are left out of the GeoJSON only;
+the label images keep every pixel."""
+
 LABELS = "labels.zarr"
 LABELS_OME = "labels.ome.zarr"
 ZOOM_LEVELS_OME = "zoom_levels.ome.zarr"
