@@ -228,3 +228,26 @@ def test_regions_smaller_than_the_minimum_area_are_left_out_of_the_geojson(tiny_
         counts[f"labels{area}"] = int(labels.sum())
     assert counts[0] >= counts[50] >= counts[5000] and counts[0] > counts[5000]
     assert counts["labels0"] == counts["labels50"] == counts["labels5000"]  # labels unchanged
+
+
+def test_batch_csv_keeps_each_slide_as_it_was_given(tiny_run, tmp_path, monkeypatch):
+    dashed = tmp_path / "-x.svs"
+    shutil.copy(slides(tiny_run)[0], dashed)
+    monkeypatch.chdir(tmp_path)
+    result = segment(tiny_run, tmp_path / "out", "./-x.svs", mode="ud")
+    assert result.exit_code == 0, result.output
+    rows = read_batch_table(tmp_path / "out" / "batch.csv")
+    assert [(r["slide"], r["output"], r["status"]) for r in rows] == [("./-x.svs", "-x", "done")]
+
+
+def test_a_dicom_series_named_by_a_glob_is_segmented_once(shared_fixtures, tiny_run, tmp_path):
+    from razn.engine.inputs import expand_inputs
+
+    folder = shared_fixtures / "series" / "CMU-1-Small-Region-dicom"
+    pattern = str(folder / "*.dcm")
+    assert len(expand_inputs([pattern])) == 1
+    result = segment(tiny_run, tmp_path / "out", pattern, mode="ud")
+    assert result.exit_code == 0, result.output
+    rows = read_batch_table(tmp_path / "out" / "batch.csv")
+    assert len(rows) == 1 and rows[0]["output"] == "CMU-1-Small-Region-dicom"
+    assert rows[0]["status"] == "done"

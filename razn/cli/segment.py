@@ -166,7 +166,7 @@ def command(
     Example: razn segment "slides/*.svs" --run runs/mine --out out --budget 0.3
     """
     from razn.engine.batch import open_batch_table, output_lock, plan_jobs, run_jobs
-    from razn.engine.inputs import expand_inputs
+    from razn.engine.inputs import expand_inputs_as_given
     from razn.engine.spec import EngineSpec, cached_engine
 
     if budget is not None and mode != "razn":
@@ -190,7 +190,7 @@ def command(
         tissue_method=tissue_method,
         tissue_threshold=tissue_threshold,
     )
-    paths = expand_inputs(slides, manifest, split)
+    paths = expand_inputs_as_given(slides, manifest, split)
     parallel = workers is not None or scheduler is not None
     # Built here too, so a bad run or mode fails before any slide; with Dask on the CPU,
     # since the GPUs (and the device check) belong to the workers.

@@ -17,6 +17,7 @@ as an uninterrupted one, and so does a batch spread over Dask workers
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from razn.engine.inputs import output_name, output_names, unique_paths
+from razn.engine.inputs import output_name, output_names, unique_given
 from razn.engine.progress import SlideProgress, progress_mode, slide_progress
 from razn.engine.slide_outputs import write_slide_outputs
 from razn.engine.zoom import SlideResult, ZoomEngine
@@ -71,13 +72,15 @@ class SlideJob:
     """Level-0 µm per pixel given by the user (``--mpp``), instead of the file's."""
     min_region_area: float = MIN_REGION_AREA
     """Smallest region of ``regions.geojson`` in µm² (level-0 px² without mpp)."""
+    given: str | None = None
+    """The slide as the user named it, for ``batch.csv``."""
 
 
 OnDone = Callable[[SlideOutcome], None]
 
 
 def plan_jobs(
-    slides: Sequence[Path],
+    slides: Sequence[Path | tuple[Path, str]],
     out_dir: Path,
     extra: dict[str, Any] | None = None,
     *,
@@ -87,17 +90,28 @@ def plan_jobs(
     min_region_area: float = MIN_REGION_AREA,
 ) -> list[SlideJob]:
     """One job per distinct slide file, each with its own folder name (see
-    :func:`razn.engine.inputs.output_names`). A given ``mpp`` is recorded in the summary
-    (``mpp_given``), so ``--resume`` redoes slides made with another."""
-    paths = unique_paths([Path(s) for s in slides])
+    :func:`razn.engine.inputs.output_names`). ``slides`` are paths or ``(path, as given)``
+    pairs (:func:`razn.engine.inputs.expand_inputs_as_given`). A given ``mpp`` is recorded
+    in the summary (``mpp_given``), so ``--resume`` redoes slides made with another."""
+    pairs = unique_given(
+        [(Path(s[0]), s[1]) if isinstance(s, tuple) else (Path(s), str(s)) for s in slides]
+    )
+    paths = [path for path, _ in pairs]
     names = output_names(paths)
     settings = {**(extra or {}), **({"mpp_given": list(mpp)} if mpp is not None else {})}
     settings["min_region_area"] = min_region_area  # --resume redoes slides made with another
     return [
         SlideJob(
-            path, Path(out_dir) / name, dict(settings), ngff_version, resume, mpp, min_region_area
+            path,
+            Path(out_dir) / name,
+            dict(settings),
+            ngff_version,
+            resume,
+            mpp,
+            min_region_area,
+            given,
         )
-        for path, name in zip(paths, names, strict=True)
+        for (path, given), name in zip(pairs, names, strict=True)
     ]
 
 
@@ -195,7 +209,7 @@ def run_jobs(
     slides = _batch_bar(len(jobs), mode)
     try:
         for index, job in enumerate(jobs):
-            outcome = run_job(job, engine, mode)
+            outcome = dataclasses.replace(run_job(job, engine, mode), given=job.given)
             record(table, index, outcome)
             outcomes.append(outcome)
             if slides is not None:

@@ -57,7 +57,7 @@ def segment_on_dask(
         }
         for future in as_completed(futures):
             index = futures[future]
-            outcome = _outcome(future, jobs[index])
+            outcome = replace(_outcome(future, jobs[index]), given=jobs[index].given)
             outcomes[index] = outcome
             record(table, index, outcome)
             if on_done is not None:

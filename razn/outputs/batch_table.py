@@ -30,12 +30,15 @@ class SlideOutcome:
     reason: str = ""
     seconds: float = 0.0
     patches: list[int] | None = None
+    given: str | None = None
+    """The slide as the user named it (``./-x.svs`` stays so); None: ``str(slide)``."""
 
     def row(self) -> list[str]:
         """The ``batch.csv`` row of this outcome."""
         patches = "/".join(str(p) for p in self.patches or [])
         output = self.output.name if self.output is not None else ""
-        return [str(self.slide), output, self.status, self.reason, f"{self.seconds:.3f}", patches]
+        slide = self.given if self.given is not None else str(self.slide)
+        return [slide, output, self.status, self.reason, f"{self.seconds:.3f}", patches]
 
 
 class BatchTable:
