@@ -206,3 +206,36 @@ def test_notebook_runs_on_tiny_settings(name, demo, monkeypatch):
     for cell in figure_cells:  # a figure that only prints "<Figure size …>" shows nothing
         kinds = [set(output.get("data", {})) for output in cell.outputs]
         assert any("image/png" in k for k in kinds), f"no image in the cell:\n{cell.source}"
+
+
+def test_zoom_levels_go_from_blue_to_red_whatever_their_number():
+    from razn.outputs.overlay import LEVEL_RAMP, level_colours
+
+    three = level_colours(3)
+    np.testing.assert_array_equal(three[0], LEVEL_RAMP[0])  # coarsest: blue
+    np.testing.assert_array_equal(three[-1], LEVEL_RAMP[-1])  # finest: red, not green
+    np.testing.assert_array_equal(three[1], LEVEL_RAMP[2])
+    assert level_colours(7).shape == (7, 3) and (level_colours(7)[-1] == LEVEL_RAMP[-1]).all()
+
+
+def test_the_overlay_carries_a_legend_of_its_levels(tmp_path):
+    from razn.outputs.overlay import level_colours, overlay_image
+
+    thumbnail = np.full((40, 50, 3), 200, np.uint8)
+    levels = np.full((40, 50), -1, np.int8)
+    levels[:20] = 2
+    image = overlay_image(thumbnail, np.zeros((40, 50), np.uint8), levels, (4.0, 2.0, 1.0))
+    assert image.shape[1] == 2 * 50 + 8 and image.shape[0] == 40 + 4 * 16 + 8
+    red = level_colours(3)[2]
+    right = image[:20, 58:].astype(float)
+    expected = 0.55 * 200 + 0.45 * red
+    np.testing.assert_allclose(right[0, 0], expected, atol=1)
+    legend = image[40:]
+    assert (legend != 255).any()  # boxes and text drawn on the white strip
+
+
+def test_the_zoom_map_figure_says_untinted_means_no_tissue(demo, test_entry):
+    folder = demo / "outputs" / "razn" / test_entry.slide.stem
+    figure = figures.zoom_map_figure(SlideOutputs.open(folder))
+    texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert texts[-1] == "untinted: no tissue" and texts[0].startswith("level 0 (×4)")

@@ -130,7 +130,9 @@ def test_summary_and_overlay(slide_path, tmp_path):
     assert summary["mpp"] == [MPP, MPP] and summary["output_downsample"] == 1.0
     assert summary["output_seconds"] > 0
     with Image.open(folder / layout.OVERLAY) as overlay:
-        assert overlay.size == (2 * 1024 + 8, round(1024 * HEIGHT / WIDTH))
+        # two panels and a gap; below them the legend: one row per level and "untinted"
+        legend = 16 * (3 + 1) + 8
+        assert overlay.size == (2 * 1024 + 8, round(1024 * HEIGHT / WIDTH) + legend)
 
 
 def test_a_failed_slide_leaves_no_partial_folder(tmp_path):

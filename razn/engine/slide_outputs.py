@@ -141,7 +141,7 @@ def write_overlay(path: Path, slide: Slide, engine: ZoomEngine, result: SlideRes
     sampled = sample_labels(labels, labels_downsample, size, downsample)
     extents = [engine.geometry.extent(level) for level in range(engine.geometry.num_levels)]
     level_map = zoom_level_map(result.decisions.rows, extents, size, downsample)
-    save_overlay(path, overlay_image(thumbnail, sampled, level_map))
+    save_overlay(path, overlay_image(thumbnail, sampled, level_map, engine.geometry.downsamples))
 
 
 def _pyramid_level(path: Path, output_downsample: float, wanted: float) -> tuple[Any, float]:

@@ -23,7 +23,7 @@ from razn.inspection.stats import (
     tissue_share_by_level,
     truth_on_pyramid,
 )
-from razn.outputs.overlay import CLASS_COLOURS, LEVEL_COLOURS
+from razn.outputs.overlay import CLASS_COLOURS, level_colours
 
 THUMBNAIL_SIDE = 1024
 ERROR_COLOURS = {"false positive": (240, 150, 0), "false negative": (40, 90, 230)}
@@ -38,12 +38,14 @@ def zoom_map_figure(outputs: SlideOutputs, max_side: int = THUMBNAIL_SIDE) -> Fi
     figure = Figure(figsize=(7, 6.5), dpi=110, layout="constrained")
     axes = figure.add_subplot()
     axes.imshow(thumbnail, extent=_extent(outputs, thumbnail.shape))
-    tint = _level_rgba(zoom)
+    colours = level_colours(len(outputs.working_downsamples)) / 255
+    tint = _level_rgba(zoom, colours)
     axes.imshow(tint, extent=_extent(outputs, zoom.shape, outputs.pyramid_downsample(level)))
     handles = [
-        Patch(color=LEVEL_COLOURS[k] / 255, label=f"level {k} (×{d:g}): {100 * s:.1f} % of tissue")
+        Patch(color=colours[k], label=f"level {k} (×{d:g}): {100 * s:.1f} % of tissue")
         for k, (d, s) in enumerate(zip(outputs.working_downsamples, shares, strict=True))
     ]
+    handles.append(Patch(facecolor="none", edgecolor="grey", label="untinted: no tissue"))
     axes.legend(handles=handles, fontsize=8, loc="upper right")
     axes.set_title(f"{outputs.name}: where each area was decided ({outputs.mode})")
     _label_axes(axes)
@@ -105,7 +107,8 @@ def truth_figure(
     axes.legend(handles=handles, fontsize=8, loc="upper right")
     _label_axes(axes)
     legend = [Patch(color=CLASS_COLOURS[k] / 255, label=n) for k, n in enumerate(names) if k]
-    figure.legend(handles=legend, loc="lower center", ncol=len(legend) or 1, fontsize=8)
+    # "outside": constrained layout makes room below the panels, clear of their axis labels
+    figure.legend(handles=legend, loc="outside lower center", ncol=len(legend) or 1, fontsize=8)
     figure.suptitle(f"{outputs.name}: prediction against ground truth ({outputs.mode})")
     return figure
 
@@ -275,11 +278,10 @@ def _span(start: float, extent: float, cell: float, limit: int) -> slice:
     )
 
 
-def _level_rgba(zoom: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def _level_rgba(zoom: np.ndarray, colours: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     rgba = np.zeros((*zoom.shape, 4), np.float32)
     decided = zoom != NOT_DECIDED
-    colours = LEVEL_COLOURS[np.clip(zoom, 0, len(LEVEL_COLOURS) - 1)] / 255
-    rgba[..., :3] = colours
+    rgba[..., :3] = colours[np.clip(zoom, 0, len(colours) - 1)]
     rgba[..., 3] = np.where(decided, alpha, 0.0)
     return rgba
 
@@ -331,7 +333,7 @@ def _draw_patch_grid(
         extent = outputs.extent(level)
         if bx + extent <= x or by + extent <= y or bx >= x + size or by >= y + size:
             continue
-        colour = LEVEL_COLOURS[min(level, len(LEVEL_COLOURS) - 1)] / 255
+        colour = level_colours(len(outputs.working_downsamples))[level] / 255
         axes.add_patch(Rectangle((bx, by), extent, extent, fill=False, edgecolor=colour, lw=1.2))
         handles[level] = Patch(edgecolor=colour, fill=False, label=f"decided at level {level}")
     if handles:

@@ -50,7 +50,7 @@ import zarr
 from numcodecs import Blosc
 
 from razn.errors import RaznError
-from razn.outputs.overlay import CLASS_COLOURS, LEVEL_COLOURS
+from razn.outputs.overlay import CLASS_COLOURS, level_colours
 from razn.slide.levels import level_size
 
 NgffVersion = Literal["0.4", "0.5"]
@@ -161,7 +161,7 @@ def write_level_map(
         raise RaznError(f"{len(extents)} working levels do not fit the zoom map's uint8", path)
     squares = _break_squares(decisions, extents, output_downsample)
     width, height = level_size(dimensions, output_downsample)
-    rgb = LEVEL_COLOURS.astype(int).tolist()
+    rgb = level_colours(len(working_downsamples)).round().astype(int).tolist()
     entries = [
         (k, f"level {k} (downsample {d:g})", (*rgb[min(k, len(rgb) - 1)], 255))
         for k, d in enumerate(working_downsamples)

@@ -1,13 +1,15 @@
 """An overlay PNG: the slide thumbnail with the predicted classes, beside the zoom map.
 
 Left: the thumbnail with every non-background class tinted. Right: the thumbnail
-tinted by the working level at which each area was decided (coarse = blue through
-fine = red). Sampling is nearest neighbour, so no label is ever interpolated.
+tinted by the working level at which each area was decided, on a colour ramp over the
+slide's actual levels (coarsest = blue through finest = red, :func:`level_colours`),
+with a legend; untinted areas hold no tissue and were never decided. Sampling is
+nearest neighbour, so no label is ever interpolated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,22 @@ CLASS_COLOURS = np.array(
     [[0, 0, 0], [230, 30, 30], [30, 160, 30], [30, 60, 220], [220, 160, 0], [160, 0, 200]],
     np.float32,
 )
-LEVEL_COLOURS = np.array(
+LEVEL_RAMP = np.array(
     [[40, 90, 230], [40, 190, 200], [120, 200, 60], [240, 170, 30], [230, 40, 40]], np.float32
 )
+"""Stops of the zoom-level colour ramp, blue (coarse) to red (fine)."""
+
+
+def level_colours(num_levels: int) -> np.ndarray:
+    """``(num_levels, 3)`` float RGB (0–255) for working levels 0 … m: the ramp sampled
+    evenly, so the coarsest is always blue and the finest always red."""
+    if num_levels <= 1:
+        return LEVEL_RAMP[-1:].copy()
+    positions = np.linspace(0, len(LEVEL_RAMP) - 1, num_levels)
+    below = np.floor(positions).astype(int)
+    above = np.minimum(below + 1, len(LEVEL_RAMP) - 1)
+    weight = (positions - below)[:, None]
+    return (1 - weight) * LEVEL_RAMP[below] + weight * LEVEL_RAMP[above]
 
 
 def zoom_level_map(
@@ -62,17 +77,47 @@ def sample_labels(
 
 
 def overlay_image(
-    thumbnail: np.ndarray, labels: np.ndarray, level_map: np.ndarray, alpha: float = 0.45
+    thumbnail: np.ndarray,
+    labels: np.ndarray,
+    level_map: np.ndarray,
+    downsamples: Sequence[float],
+    alpha: float = 0.45,
 ) -> np.ndarray:
-    """The two panels side by side, ``(h, 2w + gap, 3)`` uint8."""
+    """The two panels side by side with the zoom map's legend below, ``(h + legend, 2w +
+    gap, 3)`` uint8; ``downsamples`` are the working levels' (coarsest first)."""
     base = thumbnail.astype(np.float32)
     classes = np.clip(labels, 0, len(CLASS_COLOURS) - 1)
     tint = CLASS_COLOURS[classes]
     left = np.where((labels > 0)[..., None], (1 - alpha) * base + alpha * tint, base)
-    levels = LEVEL_COLOURS[np.clip(level_map, 0, len(LEVEL_COLOURS) - 1)]
+    colours = level_colours(len(downsamples))
+    levels = colours[np.clip(level_map, 0, len(colours) - 1)]
     right = np.where((level_map >= 0)[..., None], (1 - alpha) * base + alpha * levels, base)
     gap = np.full((base.shape[0], 8, 3), 255, np.float32)
-    return np.concatenate([left, gap, right], axis=1).round().astype(np.uint8)
+    panels = np.concatenate([left, gap, right], axis=1).round().astype(np.uint8)
+    return np.concatenate([panels, _legend(panels.shape[1], colours, downsamples)], axis=0)
+
+
+def _legend(width: int, colours: np.ndarray, downsamples: Sequence[float]) -> np.ndarray:
+    """A white strip naming each level's colour, and that untinted areas hold no tissue."""
+    from PIL import ImageDraw
+
+    entries = [
+        (c, f"level {k} (downsample {d:g})")
+        for k, (c, d) in enumerate(zip(colours, downsamples, strict=True))
+    ]
+    entries.append((None, "untinted: no tissue, never decided"))
+    row = 16
+    strip = Image.new("RGB", (width, row * len(entries) + 8), "white")
+    draw = ImageDraw.Draw(strip)
+    for index, (colour, text) in enumerate(entries):
+        top = 4 + index * row
+        box = (8, top + 2, 20, top + 13)
+        if colour is None:
+            draw.rectangle(box, outline=(120, 120, 120))
+        else:
+            draw.rectangle(box, fill=tuple(int(v) for v in colour))
+        draw.text((26, top + 1), text, fill=(0, 0, 0))
+    return np.asarray(strip)
 
 
 def save_overlay(path: Path, image: np.ndarray) -> Path:
