@@ -136,4 +136,5 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         args += ["--set", override]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    (folder / "train.log").write_text(result.output, encoding="utf-8")  # for the log's test
     return folder

@@ -78,3 +78,20 @@ def test_long_steps_report_a_start_and_an_end_line_in_logs(capsys):
     assert lines[1].startswith("reward cache of a.svs: done in ")
     assert list(tracked([1], "quiet step", "quiet")) == [1]
     assert capsys.readouterr().err == ""
+
+
+def test_the_training_log_stamps_every_stage_and_names_the_dice(tiny_run):
+    import re
+
+    lines = (tiny_run / "train.log").read_text(encoding="utf-8").splitlines()
+    stamped = [line for line in lines if re.match(r"\[\d\d:\d\d:\d\d \+\s*\d+ s\] ", line)]
+    stages = [re.sub(r"^\[[^]]*\] ", "", line) for line in stamped]
+    assert stages[0] == "checking the dataset"
+    assert stages[1].startswith("run: ") and "training the segmenters of 3 levels" in stages[1]
+    dice = [s for s in stages if s.startswith("segmenter of level")]
+    assert len(dice) == 3 and re.search(
+        r"validation Dice background \d\.\d{3}, tumour \d\.\d{3}; mean \d\.\d{3}$", dice[0]
+    )
+    assert any(s.startswith("training the zoom policies (λ = 0.01") for s in stages)
+    assert sum(s.startswith("zoom policy of level") for s in stages) == 2
+    assert stages[-1].startswith("trained: ")

@@ -25,16 +25,28 @@ def command(
     Example: razn train --config configs/default.yaml --manifest manifest.csv --run runs/mine
     """
     from razn.train.policy import train_policies
-    from razn.train.segmentation import train_segmenters
+    from razn.train.segmentation import iter_train_segmenters
     from razn.train.setup import prepare_run
 
     started = time.perf_counter()
+
+    def say(message: str) -> None:  # each stage stamped: wall clock and time since start
+        elapsed = time.perf_counter() - started
+        click.echo(f"[{time.strftime('%H:%M:%S')} +{elapsed:5.0f} s] {message}")
+
+    say("checking the dataset")
     run = prepare_run(config_path, run_path, overrides, manifest)
-    click.echo(f"run: {run.path}")
-    for result in train_segmenters(run, progress=not quiet):
-        click.echo(f"f_{result.level}: val mean Dice {result.mean_dice:.3f}")
-    for report in train_policies(run, progress=not quiet):
-        click.echo(
-            f"g_{report.level}: zoom rate {report.zoom_rate:.3f} (oracle {report.oracle_zoom_rate:.3f})"
+    names = run.config.data.class_names
+    say(f"run: {run.path}; training the segmenters of {run.num_levels} levels")
+    for result in iter_train_segmenters(run, progress=not quiet):
+        say(
+            f"segmenter of level {result.level} (downsample {result.downsample:g}): "
+            f"validation Dice {result.dice_text(names)}"
         )
-    click.echo(f"trained in {time.perf_counter() - started:.0f} s: {run.path}")
+    say(f"training the zoom policies (λ = {run.config.reward.lam:g}; reward caches first)")
+    for report in train_policies(run, progress=not quiet):
+        say(
+            f"zoom policy of level {report.level}: zooms {report.zoom_rate:.1%} of the "
+            f"training patches (the oracle {report.oracle_zoom_rate:.1%})"
+        )
+    say(f"trained: {run.path}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,10 +74,18 @@ def train_segmenters(
     run: RunDirectory, *, levels: Sequence[int] | None = None, progress: bool = True
 ) -> list[LevelResult]:
     """Train f_i for every level (or the given ``levels``), one after another."""
+    return list(iter_train_segmenters(run, levels=levels, progress=progress))
+
+
+def iter_train_segmenters(
+    run: RunDirectory, *, levels: Sequence[int] | None = None, progress: bool = True
+) -> Iterator[LevelResult]:
+    """:func:`train_segmenters`, each level's result as soon as it is trained."""
     chosen = range(run.num_levels) if levels is None else levels
     pending = [level for level in chosen if not run.is_trained(level)]
     records = load_slide_records(run.config) if pending else None  # slides are read once
-    return [train_level(run, level, records=records, progress=progress) for level in chosen]
+    for level in chosen:
+        yield train_level(run, level, records=records, progress=progress)
 
 
 def train_level(
