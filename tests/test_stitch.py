@@ -1,42 +1,39 @@
-"""Batched stitching: complete sibling groups merge into one block, the pixels stay the same."""
+"""Stitching into one chunk per root: the pixels of one write per patch, in bounded memory."""
 
 from __future__ import annotations
 
 import numpy as np
 import zarr
 
-from razn.engine.stitch import LabelWriter, merge_siblings
+from razn.engine.stitch import LabelWriter
 from razn.geometry import Node, ZoomGeometry
 
 
-def test_complete_sibling_groups_merge_recursively_and_incomplete_ones_do_not():
-    geometry = ZoomGeometry((4.0, 2.0, 1.0), 2)
-    # the 16 grandchildren of root (0, 0) at level 2, each a 2x2 block of its own value
-    blocks = {
-        Node(2, c, r): np.full((2, 2), 4 * r + c, np.uint8) for r in range(4) for c in range(4)
-    }
-    blocks[Node(1, 2, 0)] = np.full((4, 4), 99, np.uint8)  # a level-1 break of root (1, 0)
-    blocks[Node(2, 4, 2)] = np.full((2, 2), 7, np.uint8)  # one child: its group is incomplete
-    merged = merge_siblings(blocks, geometry)
-    assert sorted(merged) == [Node(0, 0, 0), Node(1, 2, 0), Node(2, 4, 2)]
-    expected = np.repeat(np.repeat(np.arange(16).reshape(4, 4), 2, axis=0), 2, axis=1)
-    np.testing.assert_array_equal(merged[Node(0, 0, 0)], expected)
+def _written(tmp_path, name, buffer_bytes, nodes, labels, geometry):
+    writer = LabelWriter(tmp_path / name, geometry, (60, 40), 1.0, buffer_bytes=buffer_bytes)
+    writer.write_batch(nodes, labels)
+    writer.close()
+    return writer, np.asarray(zarr.open_array(str(tmp_path / name), mode="r")[:])
 
 
-def test_a_batch_write_gives_the_pixels_of_one_write_per_node(tmp_path):
-    geometry = ZoomGeometry((4.0, 2.0, 1.0), 8)
+def test_one_chunk_per_root_and_the_same_pixels_when_memory_is_short(tmp_path):
+    geometry = ZoomGeometry((4.0, 2.0, 1.0), 8)  # roots of 32 level-0 px: 2 x 2 on 60 x 40
     rng = np.random.default_rng(0)
-    nodes = [Node(2, c, r) for r in range(4) for c in range(4)] + [Node(1, 2, 0), Node(1, 3, 1)]
+    # the finest patches of root (0, 0), two level-1 breaks of root (1, 0), and in between
+    # a finest patch of root (0, 1), so that a one-canvas buffer writes roots early
+    nodes = [Node(2, c, r) for r in range(2) for c in range(4)] + [Node(1, 2, 0)]
+    nodes += [Node(2, 0, 4)] + [Node(2, c, r) for r in range(2, 4) for c in range(4)]
+    nodes += [Node(1, 3, 1)]
     labels = [rng.integers(0, 3, (8, 8), dtype=np.uint8) for _ in nodes]
-    one, batch = (
-        LabelWriter(tmp_path / name, geometry, (60, 40), 1.0) for name in ("one.zarr", "batch.zarr")
-    )
-    for node, mask in zip(nodes, labels, strict=True):
-        one.write(node, mask)
-    batch.write_batch(nodes, labels)
-    written = [
-        np.asarray(zarr.open_array(str(tmp_path / n), mode="r")[:])
-        for n in ("one.zarr", "batch.zarr")
-    ]
-    np.testing.assert_array_equal(written[0], written[1])
-    assert written[1][:32, :32].any()
+    roomy, expected = _written(tmp_path, "roomy.zarr", 2**20, nodes, labels, geometry)
+    assert roomy.array.chunks == (32, 32) and roomy.chunks_written == 3  # roots with patches
+    tight, got = _written(tmp_path, "tight.zarr", 1, nodes, labels, geometry)
+    assert tight.chunks_written > 3  # written early, read back and merged
+    np.testing.assert_array_equal(got, expected)
+    for node, mask in zip(nodes, labels, strict=True):  # each patch where it belongs
+        x, y = geometry.location(node)
+        scale = round(geometry.downsamples[node.level])
+        block = np.repeat(np.repeat(mask, scale, 0), scale, 1)
+        h, w = min(block.shape[0], 40 - y), min(block.shape[1], 60 - x)
+        np.testing.assert_array_equal(got[y : y + h, x : x + w], block[:h, :w])
+    assert (got[32:, 32:] == 0).all()  # root (1, 1) never written: background

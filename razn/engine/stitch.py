@@ -1,20 +1,25 @@
-"""Stitch per-patch label masks into one full-slide zarr label array, chunk by chunk.
+"""Stitch per-patch label masks into one full-slide zarr label array.
 
 The output array is at downsample ``d_out`` (level-0 px per output pixel; by default
-the finest working level). Its chunks are exactly the output footprint of one
-finest-level patch, so every patch of every level covers whole chunks at aligned
-offsets: a write never touches a chunk another patch owns, and nothing but the
-chunks being written is ever held in memory. Unwritten chunks read as the fill value
-0 (background), which is what areas outside tissue are.
+the finest working level). Its chunks are the output footprint of one **root** (a
+level-0 patch), so every patch of every level lies inside exactly one chunk at an
+aligned offset, and a slide of 8192² in 256-px patches at downsamples 8…1 is 16
+chunks, not 1,024 (every zarr chunk written costs about a millisecond of encoding and
+file work, whatever its size).
 
-Each zarr write call costs about a millisecond on top of its chunks, so
-:meth:`LabelWriter.write_batch` merges the masks of complete sibling groups (the r²
-children of one node, recursively) into one block and writes it in one call: the pixels
-are the same, the calls up to r² times fewer per level of merging.
+The engine decides a slide level by level, so a root's patches arrive at different
+times. They are painted into an in-memory canvas per root and each canvas is written
+once, as one chunk, when the slide is done (:meth:`LabelWriter.close`). When the
+canvases would exceed ``buffer_bytes`` (a slide of 100,000² holds thousands of roots),
+the least recently painted canvas is written early; should more of its patches come
+later, its chunk is read back and merged (unpainted pixels keep what the chunk holds).
+Memory therefore stays at ``buffer_bytes`` whatever the slide size. Unwritten areas
+read as the fill value 0 (background), which is what areas outside tissue are.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +28,12 @@ import numpy as np
 from razn.errors import RaznError
 from razn.geometry import Node, ZoomGeometry, resample_labels
 from razn.slide.levels import level_size
+
+UNPAINTED = 255
+"""Canvas value of pixels no patch has written yet (never a class: at most 254 classes)."""
+
+BUFFER_BYTES = 256 * 2**20
+"""Default memory for root canvases (256 MiB: 64 roots of 2048² output pixels)."""
 
 
 class LabelWriter:
@@ -34,23 +45,28 @@ class LabelWriter:
         dimensions: the slide's level-0 ``(w, h)``.
         downsample: output resolution; must divide the coarsest working downsample
             by a power of the zoom rate, like the working levels do.
+        buffer_bytes: memory for root canvases (see the module docstring).
     """
 
     def __init__(
-        self, path: Path, geometry: ZoomGeometry, dimensions: tuple[int, int], downsample: float
+        self,
+        path: Path,
+        geometry: ZoomGeometry,
+        dimensions: tuple[int, int],
+        downsample: float,
+        buffer_bytes: int = BUFFER_BYTES,
     ):
         import zarr
 
         self.geometry = geometry
         self.dimensions = dimensions
         self.downsample = float(downsample)
-        chunk = geometry.extent(geometry.finest_level) / self.downsample
-        if abs(chunk - round(chunk)) > 1e-9 or chunk < 1:
+        finest = geometry.extent(geometry.finest_level) / self.downsample
+        if abs(finest - round(finest)) > 1e-9 or finest < 1:
             raise RaznError(
                 f"output downsample {downsample} must divide the finest patch extent "
                 f"{geometry.extent(geometry.finest_level)} (level-0 px) into whole pixels"
             )
-        self.chunk = round(chunk)
         for d in geometry.downsamples:
             # resample_labels repeats or subsamples by whole pixels only: 4 px at d = 2
             # onto d_out = 3 would be written as 1.5 px each, overlapping their neighbours
@@ -62,6 +78,8 @@ class LabelWriter:
                     f"fraction of every working downsample {list(geometry.downsamples)}; "
                     f"{d} / {downsample} is not"
                 )
+        self.chunk = round(geometry.extent(0) / self.downsample)
+        """Output pixels per side of one chunk: one root's footprint."""
         width, height = level_size(dimensions, self.downsample)
         self.array = zarr.create_array(
             store=str(path),
@@ -72,63 +90,61 @@ class LabelWriter:
             overwrite=True,
             dimension_names=("y", "x"),
         )
+        self.buffer_bytes = int(buffer_bytes)
+        self._canvases: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._flushed: set[tuple[int, int]] = set()
         self.pixels_written = 0
+        self.chunks_written = 0
 
     def write(self, node: Node, labels: np.ndarray) -> None:
         """Write the ``(P, P)`` labels of a final ``node`` (at its own level's resolution)."""
-        self._write_block(node, self._output_block(node, labels))
-
-    def write_batch(self, nodes: Sequence[Node], labels: Sequence[np.ndarray]) -> None:
-        """Write the ``(P, P)`` labels of several final nodes, each complete group of r²
-        siblings (recursively) as one block (see the module docstring)."""
-        blocks = {
-            node: self._output_block(node, mask) for node, mask in zip(nodes, labels, strict=True)
-        }
-        for node, block in merge_siblings(blocks, self.geometry).items():
-            self._write_block(node, block)
-
-    def _output_block(self, node: Node, labels: np.ndarray) -> np.ndarray:
-        """A node's labels at the output resolution."""
-        return resample_labels(labels, self.geometry.downsamples[node.level] / self.downsample)
-
-    def _write_block(self, node: Node, block: np.ndarray) -> None:
-        """Write ``block`` (output resolution) with its top-left corner at ``node``'s."""
+        block = resample_labels(labels, self.geometry.downsamples[node.level] / self.downsample)
         x, y = self.geometry.location(node)
         x0, y0 = round(x / self.downsample), round(y / self.downsample)
         height, width = self.array.shape
         h, w = min(block.shape[0], height - y0), min(block.shape[1], width - x0)
         if h <= 0 or w <= 0:
             return
-        self.array[y0 : y0 + h, x0 : x0 + w] = block[:h, :w]
+        root = (y0 // self.chunk, x0 // self.chunk)
+        canvas = self._canvas(root)
+        top, left = y0 - root[0] * self.chunk, x0 - root[1] * self.chunk
+        canvas[top : top + h, left : left + w] = block[:h, :w]
         self.pixels_written += h * w
 
+    def write_batch(self, nodes: Sequence[Node], labels: Sequence[np.ndarray]) -> None:
+        """:meth:`write` for several final nodes."""
+        for node, mask in zip(nodes, labels, strict=True):
+            self.write(node, mask)
 
-def merge_siblings(
-    blocks: dict[Node, np.ndarray], geometry: ZoomGeometry
-) -> dict[Node, np.ndarray]:
-    """Replace every complete group of r² sibling blocks by one block at their parent,
-    repeatedly (a parent's children tile it exactly, row by row, at equal sizes).
+    def close(self) -> None:
+        """Write every canvas still held (the slide is done)."""
+        while self._canvases:
+            self._flush_oldest()
 
-    Args:
-        blocks: output-resolution blocks by node; nodes may be of any levels.
-    Returns:
-        Blocks covering the same pixels, keyed by the nodes at whose corners they start.
-    """
-    rate = geometry.rate
-    merged = dict(blocks)
-    while rate > 1:
-        groups: dict[Node, list[Node]] = {}
-        for node in merged:
-            if node.level > 0:
-                groups.setdefault(geometry.parent(node), []).append(node)
-        complete = {p: c for p, c in groups.items() if len(c) == rate * rate}
-        complete = {p: c for p, c in complete.items() if len({merged[n].shape for n in c}) == 1}
-        if not complete:
-            break
-        for parent, children in complete.items():
-            rows = sorted(children, key=lambda n: (n.row, n.col))
-            grid = [[merged[n] for n in rows[i * rate : (i + 1) * rate]] for i in range(rate)]
-            for child in children:
-                del merged[child]
-            merged[parent] = np.block(grid)
-    return merged
+    def _canvas(self, root: tuple[int, int]) -> np.ndarray:
+        """The canvas of ``root`` (most recently used now), made when first painted."""
+        canvas = self._canvases.get(root)
+        if canvas is not None:
+            self._canvases.move_to_end(root)
+            return canvas
+        height, width = self.array.shape
+        y0, x0 = root[0] * self.chunk, root[1] * self.chunk
+        shape = (min(self.chunk, height - y0), min(self.chunk, width - x0))
+        while self._canvases and (len(self._canvases) + 1) * self.chunk**2 > self.buffer_bytes:
+            self._flush_oldest()
+        canvas = np.full(shape, UNPAINTED, np.uint8)
+        self._canvases[root] = canvas
+        return canvas
+
+    def _flush_oldest(self) -> None:
+        root, canvas = self._canvases.popitem(last=False)
+        y0, x0 = root[0] * self.chunk, root[1] * self.chunk
+        window = (slice(y0, y0 + canvas.shape[0]), slice(x0, x0 + canvas.shape[1]))
+        unpainted = canvas == UNPAINTED
+        if root in self._flushed:  # written early before: keep what it holds where unpainted
+            canvas = np.where(unpainted, np.asarray(self.array[window]), canvas)
+        else:
+            canvas[unpainted] = 0  # never written: background, the fill value
+        self.array[window] = canvas
+        self._flushed.add(root)
+        self.chunks_written += 1

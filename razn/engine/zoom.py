@@ -7,7 +7,8 @@
    breaks; one that observes f_i's output sees it for every patch. Breaks are written,
    zooms expand into their r² children at L_{i+1}; at L_m every node breaks. Nodes
    without tissue are background and cost nothing.
-3. Every break's mask is stitched into one zarr label array (:mod:`.stitch`).
+3. Every break's mask is stitched into one zarr label array, one chunk per root
+   (:mod:`.stitch`).
 4. Every decision and the time spent reading, segmenting, deciding and writing is
    recorded.
 
@@ -274,6 +275,9 @@ class _SlideRun:
             self.progress.level_finished(
                 level, result.nodes[level], result.zoomed[level], result.patches[level]
             )
+        start = time.perf_counter()
+        self.writer.close()  # the root canvases still held, one chunk each
+        self.result.timings["write"] += time.perf_counter() - start
 
     def _level(self, level: int, nodes: list[Node]) -> list[Node]:
         """Decide and segment the nodes of one level; return the children to visit next."""
