@@ -11,6 +11,7 @@ import zarr
 from conftest import load_script
 
 from razn.benchmark.process import measure
+from razn.outputs import layout
 
 
 def test_bench_memory_reports_peak_rss_and_reuses_the_slide(tiny_run, tmp_path, capsys):
@@ -24,7 +25,7 @@ def test_bench_memory_reports_peak_rss_and_reuses_the_slide(tiny_run, tmp_path, 
     assert report["within_limit"] is True
     assert report["patches"][1:] == [0, 0] and report["patches"][0] > 0  # ud: level 0 only
     assert json.loads((tmp_path / "memory_4096.json").read_text(encoding="utf-8")) == report
-    labels = zarr.open_group(str(Path(report["output"]) / "labels.ome.zarr"), mode="r")
+    labels = zarr.open_group(str(Path(report["output"]) / layout.LABELS_OME), mode="r")
     assert labels["0"].shape == (4096, 4096)
     assert sorted(p.name for p in tmp_path.glob("synthetic_*")) == [
         "synthetic_4096.tiff",

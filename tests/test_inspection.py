@@ -80,7 +80,7 @@ def test_a_folder_that_is_not_an_output_is_refused_in_one_line(tmp_path):
         SlideOutputs.open(tmp_path / "nowhere")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "summary.json").write_text("{}", encoding="utf-8")
-    with pytest.raises(OutputError, match=r"missing labels\.ome\.zarr, zoom_levels\.ome\.zarr"):
+    with pytest.raises(OutputError, match=r"missing slide\.ome\.zarr/labels/classes, slide\.ome"):
         SlideOutputs.open(tmp_path / "half")
 
 

@@ -47,12 +47,15 @@ def test_segment_writes_the_documented_layout(trained_run, mode):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
         "decisions.csv",
-        "labels.ome.zarr",
         "labels.zarr",
         "overlay.png",
         "regions.geojson",
+        "slide.ome.zarr",
         "summary.json",
-        "zoom_levels.ome.zarr",
+    ]
+    assert sorted(p.name for p in (out / "slide.ome.zarr" / "labels").iterdir() if p.is_dir()) == [
+        "classes",
+        "zoom_levels",
     ]
     summary = json.loads((out / "summary.json").read_text())
     for key in ("mode", "seconds", "patches", "level0_pixels_read", "timings"):

@@ -17,6 +17,7 @@ from razn.cli import main
 from razn.outputs import layout
 from razn.outputs.batch_table import read_batch_table
 from razn.outputs.ome_zarr import pyramid_shapes
+from razn.outputs.overlay import legend_height
 from razn.slide import open_slide
 
 # slide file: (output folder, level-0 (w, h), mpp, native downsamples)
@@ -64,7 +65,8 @@ def test_outputs_have_the_geometry_of_their_slide(segmented, file):
             scale = dataset["coordinateTransformations"][0]["scale"]
             assert scale == pytest.approx([mpp * 2**k, mpp * 2**k], rel=1e-3)
     with Image.open(folder / layout.OVERLAY) as overlay:
-        assert overlay.size == (2 * thumbnail[1] + 8, thumbnail[0])
+        levels = len(summary["working_downsamples"])
+        assert overlay.size == (2 * thumbnail[1] + 8, thumbnail[0] + legend_height(levels))
     features = json.loads((folder / layout.GEOJSON).read_text(encoding="utf-8"))["features"]
     for feature in features:
         points = np.array([p for ring in feature["geometry"]["coordinates"] for p in ring])

@@ -25,6 +25,8 @@ from razn.outputs import layout
 from razn.outputs.batch_table import read_batch_table
 from razn.outputs.compare import OutputComparison, compare_outputs
 from razn.outputs.ome_zarr import NOT_DECIDED, mode_downsample, read_decisions
+from razn.outputs.overlay import legend_height
+from razn.slide import open_slide
 
 WIDTH, HEIGHT, MPP = 1100, 700, 0.5
 
@@ -54,15 +56,23 @@ def segment(slide_path, out_dir, version="0.4", level=1):
 
 
 def read_node(path):
+    """The label image at ``path`` as ome-zarr-py reads it (it also yields the parent image
+    that ``image-label.source`` names, first)."""
     location = ome_io.parse_url(str(path))
     assert location is not None, f"ome-zarr cannot open {path}"
-    return location, next(iter(ome_reader.Reader(location)()))
+    nodes = list(ome_reader.Reader(location)())
+    labels = [n for n in nodes if "Label" in {type(s).__name__ for s in n.specs}]
+    named = [n for n in labels if str(n).split(" ")[0].rstrip("/").endswith(f"/{path.name}")]
+    assert len(named) == 1, [str(n) for n in nodes]
+    return location, named[0]
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_label_image_and_zoom_map_read_back_with_ome_zarr(slide_path, tmp_path, version):
     folder, _ = segment(slide_path, tmp_path, version)
-    assert sorted(p.name for p in folder.iterdir()) == sorted(layout.FILES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        {f.split("/")[0] for f in layout.FILES}
+    )
     stitched = np.asarray(zarr.open_array(str(folder / layout.LABELS), mode="r")[:])
     assert stitched.shape == (HEIGHT, WIDTH)
     location, node = read_node(folder / layout.LABELS_OME)
@@ -85,6 +95,45 @@ def test_label_image_and_zoom_map_read_back_with_ome_zarr(slide_path, tmp_path, 
     assert {type(s).__name__ for s in zoom.specs} == {"Label", "Multiscales"}
     assert zoom.metadata["coordinateTransformations"] == node.metadata["coordinateTransformations"]
     assert [np.asarray(a).shape for a in zoom.data] == [(700, 1100), (350, 550), (175, 275)]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_one_ome_zarr_per_slide_holds_the_image_and_both_label_images(
+    slide_path, tmp_path, version
+):
+    out = tmp_path / "out"
+    folder, _ = segment(slide_path, out, version)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing written beside OUT
+    location = ome_io.parse_url(str(folder / layout.IMAGE_OME))
+    assert location is not None and location.version == version
+    nodes = list(ome_reader.Reader(location)())
+    image = nodes[0]
+    labels = [n for n in nodes if "Label" in {type(s).__name__ for s in n.specs}]
+    assert {type(s).__name__ for s in image.specs} >= {"Multiscales", "OMERO"}
+    assert [a["name"] for a in image.metadata["axes"]] == ["c", "y", "x"]
+    assert image.metadata["name"] == "blob"
+    full = np.asarray(image.data[0])
+    assert full.shape == (3, HEIGHT, WIDTH) and full.dtype == np.uint8  # small: 1 px per label px
+    with open_slide(slide_path) as slide:
+        np.testing.assert_array_equal(
+            np.moveaxis(full, 0, -1), slide.read_region((0, 0), 0, (WIDTH, HEIGHT))
+        )
+    # the labels, found from the image, in physical space alongside it
+    names = sorted(node.metadata.get("name") for node in labels)
+    assert names == ["classes", "zoom_levels"]
+    for node in labels:
+        assert (
+            image.metadata["coordinateTransformations"][0][0]["scale"][1:]
+            == (node.metadata["coordinateTransformations"][0][0]["scale"])
+        )
+    group = zarr.open_group(str(folder / layout.IMAGE_OME / "labels"), mode="r")
+    listing = group.attrs["ome"]["labels"] if version == "0.5" else group.attrs["labels"]
+    assert listing == ["classes", "zoom_levels"]
+    label = zarr.open_group(str(folder / layout.LABELS_OME), mode="r")
+    image_label = (
+        label.attrs["ome"]["image-label"] if version == "0.5" else label.attrs["image-label"]
+    )
+    assert image_label["source"] == {"image": "../../"}
 
 
 def test_zoom_map_is_the_level_of_each_break(slide_path, tmp_path):
@@ -131,8 +180,7 @@ def test_summary_and_overlay(slide_path, tmp_path):
     assert summary["output_seconds"] > 0
     with Image.open(folder / layout.OVERLAY) as overlay:
         # two panels and a gap; below them the legend: one row per level and "untinted"
-        legend = 16 * (3 + 1) + 8
-        assert overlay.size == (2 * 1024 + 8, round(1024 * HEIGHT / WIDTH) + legend)
+        assert overlay.size == (2 * 1024 + 8, round(1024 * HEIGHT / WIDTH) + legend_height(3))
 
 
 def test_a_failed_slide_leaves_no_partial_folder(tmp_path):
@@ -198,6 +246,6 @@ def test_compare_outputs_finds_each_kind_of_difference(slide_path, tmp_path):
     labels = zarr.open_array(str(changed / layout.LABELS), mode="r+")
     labels[0, 0] = 1 - labels[0, 0]
     assert compare_outputs(reference, changed, probability_tolerance=1e-5).differences == [
-        "zoom_levels.ome.zarr/1: the pixels differ",
+        "slide.ome.zarr/labels/zoom_levels/1: the pixels differ",
         "labels.zarr: the labels differ",
     ]

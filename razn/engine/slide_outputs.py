@@ -21,9 +21,10 @@ from razn.engine.zoom import SlideResult, ZoomEngine
 from razn.outputs import layout
 from razn.outputs.geojson import ome_zarr_to_geojson, write_geojson
 from razn.outputs.layout import MIN_REGION_AREA
+from razn.outputs.ngff_slide import write_slide_image
 from razn.outputs.ome_zarr import NgffVersion, write_label_image, write_level_map
 from razn.outputs.overlay import overlay_image, sample_labels, save_overlay, zoom_level_map
-from razn.slide import Slide
+from razn.slide import Slide, read_at_downsample
 
 THUMBNAIL_SIDE = 1024
 
@@ -53,6 +54,10 @@ def write_slide_outputs(
     write_summary(folder / layout.SUMMARY, slide, engine, result, {**extra, **outputs})
 
 
+SOURCE_IMAGE = "../../"
+"""Where a label image under ``slide.ome.zarr/labels/<name>/`` finds its image."""
+
+
 def region_area_px(area: float, mpp: tuple[float, float] | None) -> float:
     """``area`` in µm² as level-0 px² (taken as px² already when the slide has no mpp)."""
     return float(area) / (mpp[0] * mpp[1]) if mpp else float(area)
@@ -66,12 +71,29 @@ def write_viewer_outputs(
     ngff_version: NgffVersion,
     min_region_px: float = 0.0,
 ) -> None:
-    """The OME-Zarr class map and zoom map, the QuPath GeoJSON and the overlay."""
+    """The slide's OME-Zarr (an RGB pyramid holding the class map and the zoom map as its
+    labels), the QuPath GeoJSON and the overlay."""
     labels = zarr.open_array(str(folder / layout.LABELS), mode="r")
     d_out, mpp = engine.output_downsample, slide.mpp
     class_names = list(engine.config.data.class_names)
+    name = Path(slide.path).stem if slide.path else folder.name
+    write_slide_image(
+        folder / layout.IMAGE_OME,
+        lambda location, downsample, size: read_at_downsample(slide, location, downsample, size),
+        slide.dimensions,
+        d_out,
+        mpp,
+        name,
+        ngff_version,
+    )
     write_label_image(
-        folder / layout.LABELS_OME, labels, d_out, mpp, class_names, version=ngff_version
+        folder / layout.LABELS_OME,
+        labels,
+        d_out,
+        mpp,
+        class_names,
+        version=ngff_version,
+        source_image=SOURCE_IMAGE,
     )
     geometry = engine.geometry
     write_level_map(
@@ -83,6 +105,7 @@ def write_viewer_outputs(
         geometry.downsamples,
         mpp,
         version=ngff_version,
+        source_image=SOURCE_IMAGE,
     )
     regions = ome_zarr_to_geojson(folder / layout.LABELS_OME, min_area_px=min_region_px)
     write_geojson(folder / layout.GEOJSON, regions)

@@ -44,7 +44,13 @@ class SlideOutputs:
         missing = [name for name in REQUIRED if not (folder / name).exists()]
         if missing:
             raise OutputError(
-                f"missing {', '.join(missing)}; segment the slide again (razn segment)", folder
+                f"missing {', '.join(missing)}; segment the slide again (razn segment)"
+                + (
+                    " — its labels.ome.zarr is the layout of razn 0.1"
+                    if (folder / "labels.ome.zarr").exists()
+                    else ""
+                ),
+                folder,
             )
         summary = layout.read_summary(folder)
         if summary is None:

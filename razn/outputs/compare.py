@@ -49,7 +49,7 @@ def compare_outputs(a: Path, b: Path, probability_tolerance: float = 0.0) -> Out
     a, b = Path(a), Path(b)
     result = OutputComparison()
     for name in (layout.LABELS_OME, layout.ZOOM_LEVELS_OME):
-        result.differences += _pyramid_differences(a / name, b / name)
+        result.differences += _pyramid_differences(a / name, b / name, name)
     labels = [zarr.open_array(str(folder / layout.LABELS), mode="r") for folder in (a, b)]
     if not _arrays_equal(*labels):
         result.differences.append(f"{layout.LABELS}: the labels differ")
@@ -72,13 +72,13 @@ def compare_batches(
     }
 
 
-def _pyramid_differences(a: Path, b: Path) -> list[str]:
+def _pyramid_differences(a: Path, b: Path, name: str) -> list[str]:
     groups = [zarr.open_group(str(path), mode="r") for path in (a, b)]
     keys = [sorted(group.array_keys()) for group in groups]
     if keys[0] != keys[1]:
-        return [f"{a.name}: pyramid levels {keys[0]} against {keys[1]}"]
+        return [f"{name}: pyramid levels {keys[0]} against {keys[1]}"]
     return [
-        f"{a.name}/{key}: the pixels differ"
+        f"{name}/{key}: the pixels differ"
         for key in keys[0]
         if not _arrays_equal(groups[0][key], groups[1][key])
     ]

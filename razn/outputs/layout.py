@@ -6,8 +6,9 @@ layout is stated once:
 | name | content |
 |---|---|
 | ``labels.zarr`` | uint8 class labels ``[y, x]`` at the output resolution (zarr v3), chunked by the finest patch: razn's own working copy, read by ``razn evaluate`` and the benchmark |
-| ``labels.ome.zarr`` | the same labels as an NGFF label image with a 2×2-mode pyramid |
-| ``zoom_levels.ome.zarr`` | the working level at which each pixel was decided, same geometry |
+| ``slide.ome.zarr`` | the NGFF image group (:mod:`razn.outputs.ngff_slide`): a downsampled RGB pyramid of the slide, holding the two label images below |
+| ``slide.ome.zarr/labels/classes`` | the same labels as an NGFF label image with a 2×2-mode pyramid |
+| ``slide.ome.zarr/labels/zoom_levels`` | the working level at which each pixel was decided, same geometry |
 | ``decisions.csv`` | every node visited (level, col, row, x, y, action, zoom_probability) |
 | ``regions.geojson`` | QuPath annotations, one per connected region of each class |
 | ``overlay.png`` | the thumbnail with the classes, beside the zoom map |
@@ -26,14 +27,15 @@ MIN_REGION_AREA = 50.0
 the label images keep every pixel."""
 
 LABELS = "labels.zarr"
-LABELS_OME = "labels.ome.zarr"
-ZOOM_LEVELS_OME = "zoom_levels.ome.zarr"
+IMAGE_OME = "slide.ome.zarr"
+LABELS_OME = "slide.ome.zarr/labels/classes"
+ZOOM_LEVELS_OME = "slide.ome.zarr/labels/zoom_levels"
 DECISIONS = "decisions.csv"
 GEOJSON = "regions.geojson"
 OVERLAY = "overlay.png"
 SUMMARY = "summary.json"
 
-FILES = (LABELS, LABELS_OME, ZOOM_LEVELS_OME, DECISIONS, GEOJSON, OVERLAY, SUMMARY)
+FILES = (LABELS, IMAGE_OME, LABELS_OME, ZOOM_LEVELS_OME, DECISIONS, GEOJSON, OVERLAY, SUMMARY)
 
 
 def read_summary(folder: Path) -> dict[str, Any] | None:

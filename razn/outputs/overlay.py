@@ -97,17 +97,26 @@ def overlay_image(
     return np.concatenate([panels, _legend(panels.shape[1], colours, downsamples)], axis=0)
 
 
+LEGEND_ROW = 16
+"""Pixels per legend entry below the overlay's panels."""
+
+
+def legend_height(num_levels: int) -> int:
+    """Height of the overlay's legend strip: one row per level and one for "untinted"."""
+    return LEGEND_ROW * (num_levels + 1) + 8
+
+
 def _legend(width: int, colours: np.ndarray, downsamples: Sequence[float]) -> np.ndarray:
     """A white strip naming each level's colour, and that untinted areas hold no tissue."""
     from PIL import ImageDraw
 
-    entries = [
+    entries: list[tuple[np.ndarray | None, str]] = [
         (c, f"level {k} (downsample {d:g})")
         for k, (c, d) in enumerate(zip(colours, downsamples, strict=True))
     ]
     entries.append((None, "untinted: no tissue, never decided"))
-    row = 16
-    strip = Image.new("RGB", (width, row * len(entries) + 8), "white")
+    row = LEGEND_ROW
+    strip = Image.new("RGB", (width, legend_height(len(downsamples))), "white")
     draw = ImageDraw.Draw(strip)
     for index, (colour, text) in enumerate(entries):
         top = 4 + index * row
