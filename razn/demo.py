@@ -1,8 +1,10 @@
 """The whole story on a small built-in default, in a few minutes on two CPU cores.
 
 1. Make a small synthetic dataset (``razn synth``), reused if already there.
-2. Train the segmenters f_i and the zoom policies g_i briefly.
-3. Segment the held-out test slide with ``razn``, ``ud`` and ``cip`` through the same engine.
+2. Train the segmenters f_i and the zoom policies g_i briefly, the policies for three λ
+   (the accuracy-versus-compute knob), so that the table shows the trade-off.
+3. Segment the held-out test slide with ``razn`` at each λ, ``ud`` and ``cip`` through
+   the same engine.
 4. Score each against the ground truth and print Dice, seconds and patches per level.
 
 Everything goes under one folder (``demo/`` by default); running again reuses the
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import zarr
@@ -34,6 +36,9 @@ DEMO_SLIDES = 5
 DEMO_SIZE = (3072, 3072)
 DEMO_SEED = 0
 DEMO_MODES = ("razn", "ud", "cip")
+DEMO_LAMBDAS = (0.003, 0.01, 0.03)
+"""λ of the razn rows: more accurate and slower to faster and coarser; the run's own λ
+(0.01, the default) is the one whose outputs go to ``outputs/razn``."""
 DEMO_OVERRIDES = (
     "name=demo",
     "levels.downsamples=[4, 2, 1]",
@@ -62,6 +67,7 @@ class DemoRow:
     """One line of the demo's table."""
 
     mode: str
+    lam: float | None
     tumour_dice: float
     mean_dice: float
     seconds: float
@@ -78,11 +84,14 @@ class DemoSettings:
     """Level-0 ``(w, h)`` of each synthetic slide."""
     overrides: tuple[str, ...] = ()
     """Run-config overrides applied after ``DEMO_OVERRIDES``."""
+    lambdas: tuple[float, ...] = DEMO_LAMBDAS
+    """λ of the razn rows (policies are trained for each)."""
 
 
 TINY_SETTINGS = DemoSettings(
     slides=3,
     size=(768, 768),
+    lambdas=(0.01,),
     overrides=(
         "seg_train.steps=6",
         "seg_train.val_every=6",
@@ -133,20 +142,34 @@ def run_demo(
             f"(downsample {result.downsample:g}): validation Dice "
             f"{result.dice_text(config.data.class_names)}"
         )
-    if not policies_exist(run, run.config.reward.lam, None, run.config):
-        for report in train_policies(run, progress=progress, reuse=True):
+    for lam in settings.lambdas:
+        config = replace(run.config, reward=replace(run.config.reward, lam=lam))
+        if policies_exist(run, lam, None, config):
+            continue
+        for report in train_policies(run, config, progress=progress, reuse=True):
             say(
-                f"[{time.perf_counter() - started:5.0f} s] zoom policy of level {report.level}: "
-                f"zooms {report.zoom_rate:.0%} of the training patches"
+                f"[{time.perf_counter() - started:5.0f} s] zoom policy of level {report.level} "
+                f"at λ={lam:g}: zooms {report.zoom_rate:.0%} of the training patches"
             )
     rows = []
     for entry in read_manifest(manifest).split("test"):
-        for mode in DEMO_MODES:
-            rows.append(
-                segment_and_score(run, entry.slide, entry.mask, mode, out / "outputs" / mode)
+        for mode, lam in _jobs(run.config.reward.lam, settings.lambdas):
+            folder = (
+                out
+                / "outputs"
+                / (mode if lam in (None, run.config.reward.lam) else f"razn_lam{lam:g}")
             )
-            say(f"[{time.perf_counter() - started:5.0f} s] {mode}: {entry.slide.name} segmented")
+            rows.append(segment_and_score(run, entry.slide, entry.mask, mode, folder, lam))
+            label = mode if lam is None else f"{mode} λ={lam:g}"
+            say(f"[{time.perf_counter() - started:5.0f} s] {label}: {entry.slide.name} segmented")
     return rows
+
+
+def _jobs(run_lambda: float, lambdas: tuple[float, ...]) -> list[tuple[str, float | None]]:
+    """``(mode, λ)`` of every row: razn at each λ (and the run's), smallest first, then ud
+    and cip."""
+    ordered = sorted({run_lambda, *lambdas})
+    return [("razn", lam) for lam in ordered] + [(m, None) for m in DEMO_MODES if m != "razn"]
 
 
 def segment_and_score(
@@ -166,6 +189,7 @@ def segment_and_score(
     dice = scores.dice
     return DemoRow(
         mode,
+        lam if mode == "razn" else None,
         float(dice[1]),
         float(scores.as_dict(config.data.class_names)["mean_dice"]),
         result.seconds,
@@ -175,12 +199,20 @@ def segment_and_score(
 
 
 def format_table(rows: list[DemoRow]) -> str:
-    """The demo's table: Dice (tumour and mean over classes), seconds and patches per level."""
-    header = f"{'mode':<8} {'tumour Dice':>11} {'mean Dice':>9} {'seconds':>8}  patches per level"
+    """The demo's table: Dice (tumour and mean over classes), seconds (also as a share of
+    cip's) and patches per level."""
+    cip = next((r.seconds for r in rows if r.mode == "cip"), None)
+    header = (
+        f"{'mode':<14} {'tumour Dice':>11} {'mean Dice':>9} {'seconds':>8} {'x cip':>6}  "
+        "patches per level"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
+        name = row.mode if row.lam is None else f"{row.mode} λ={row.lam:g}"
+        share = f"{row.seconds / cip:>6.2f}" if cip else f"{'':>6}"
         patches = " / ".join(str(p) for p in row.patches)
         lines.append(
-            f"{row.mode:<8} {row.tumour_dice:>11.3f} {row.mean_dice:>9.3f} {row.seconds:>8.1f}  {patches}"
+            f"{name:<14} {row.tumour_dice:>11.3f} {row.mean_dice:>9.3f} {row.seconds:>8.1f} "
+            f"{share}  {patches}"
         )
     return "\n".join(lines)

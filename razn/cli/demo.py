@@ -33,5 +33,6 @@ def command(out_dir: Path, quiet: bool) -> None:
     click.echo(format_table(rows))
     click.echo("")
     for row in rows:
-        click.echo(f"{row.mode}: outputs in {row.output}, overlay {row.output / 'overlay.png'}")
+        name = row.mode if row.lam is None else f"{row.mode} λ={row.lam:g}"
+        click.echo(f"{name}: outputs in {row.output}, overlay {row.output / 'overlay.png'}")
     click.echo(f"demo finished in {time.perf_counter() - started:.0f} s")
