@@ -249,3 +249,27 @@ def test_compare_outputs_finds_each_kind_of_difference(slide_path, tmp_path):
         "slide.ome.zarr/labels/zoom_levels/1: the pixels differ",
         "labels.zarr: the labels differ",
     ]
+
+
+def test_napari_opens_the_slide_and_both_label_layers_in_one_go(slide_path, tmp_path):
+    reader_module = pytest.importorskip("napari_ome_zarr", reason="napari-ome-zarr not installed")
+    out = tmp_path / "out"
+    folder, _ = segment(slide_path, out)
+    path = str(folder / layout.IMAGE_OME)
+    reader = reader_module.napari_get_reader(path)
+    assert reader is not None
+    layers = reader(path)
+    images = [(data, meta) for data, meta, kind in layers if kind == "image"]
+    labels = [(data, meta) for data, meta, kind in layers if kind == "labels"]
+    assert len(images) == 1 and len(labels) == 2
+    data, meta = images[0]
+    # the RGB pyramid as napari shows NGFF colour: one layer per channel, blended
+    assert meta["channel_axis"] == 0 and meta["name"] == ["blob: red", "blob: green", "blob: blue"]
+    assert data[0].shape == (3, HEIGHT, WIDTH)
+    names = [meta["name"] for _, meta in labels]
+    assert [n.rsplit("/", 1)[-1] for n in names] == ["classes", "zoom_levels"]
+    classes = labels[0][1]
+    assert classes["colormap"][1] == pytest.approx([230 / 255, 30 / 255, 30 / 255, 1.0])
+    assert list(classes["properties"]["name"]) == ["background", "tumour"]
+    assert labels[0][0][0].shape == (HEIGHT, WIDTH)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing written outside
