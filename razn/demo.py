@@ -179,7 +179,7 @@ def segment_and_score(
     run's) into ``out_dir`` and score it against ``mask``."""
     config = run.config
     lam = config.reward.lam if lam is None else lam
-    decider = make_decider(mode, run.num_levels, run.policies_dir, lam)
+    decider = make_decider(mode, run.num_levels, policies_dir=run.policies_dir, lam=lam)
     engine = ZoomEngine(run.load_segmenters(), decider, config, EngineConfig())
     extra = {"lambda": lam if mode == "razn" else None, "run": str(run.path.resolve())}
     output, result = segment_one(slide, engine, out_dir, extra)

@@ -311,7 +311,7 @@ class Poisoned(torch.nn.Module):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_nan_or_infinite_outputs_fail_the_slide_and_write_no_labels(tiny_run, tmp_path, value):
-    engine = EngineSpec(tiny_run / "run", "cip", device="cpu").build()
+    engine = EngineSpec(tiny_run / "run", mode="cip", device="cpu").build()
     level = engine.geometry.finest_level
     engine.segmenters[level] = Poisoned(engine.segmenters[level], value)
     poisoned = slides(tiny_run)[1]

@@ -222,7 +222,7 @@ def no_space(*args, **kwargs):
 
 
 def test_a_full_disk_fails_the_slide_and_marks_nothing_done(tiny_run, tmp_path, monkeypatch):
-    engine = EngineSpec(tiny_run / "run", "ud", device="cpu").build()
+    engine = EngineSpec(tiny_run / "run", mode="ud", device="cpu").build()
     first, second, third = slides(tiny_run)
     real = batch_module.write_slide_outputs
     calls = []
@@ -253,7 +253,7 @@ def test_a_full_disk_fails_the_slide_and_marks_nothing_done(tiny_run, tmp_path, 
 def test_a_full_disk_while_writing_labels_leaves_no_partial(tiny_run, tmp_path, monkeypatch):
     import zarr
 
-    engine = EngineSpec(tiny_run / "run", "ud", device="cpu").build()
+    engine = EngineSpec(tiny_run / "run", mode="ud", device="cpu").build()
     monkeypatch.setattr(zarr, "create_array", no_space)
     out = tmp_path / "out"
     outcomes = segment_slides(slides(tiny_run)[:1], engine, out)

@@ -109,7 +109,9 @@ def job_decider(run: RunDirectory, job: Job, entry: ManifestEntry) -> Decider:
         return RandomZoom(list(job.params["probabilities"]), seed=job.seed or 0)
     if job.mode == "oracle":
         return oracle_decider(run, entry, job.lam if job.lam is not None else run.config.reward.lam)
-    return make_decider(job.mode, levels, run.policies_dir, job.lam, policy_seed=job.seed)
+    return make_decider(
+        job.mode, levels, policies_dir=run.policies_dir, lam=job.lam, policy_seed=job.seed
+    )
 
 
 def result_row(

@@ -34,6 +34,7 @@ MODE_NAMES = ("razn", "ud", "cip", "fixed-<i>", "uncertainty", "random")
 def make_decider(
     mode: str,
     num_levels: int,
+    *,
     policies_dir: Path | None = None,
     lam: float | None = None,
     threshold: float | Sequence[float] | None = None,

@@ -8,7 +8,7 @@ safetensors weights itself. No network or policy object is ever pickled.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ class EngineSpec:
 
     run: Path
     """Run directory with the trained segmenters (and policies for mode razn)."""
+    _: KW_ONLY  # the rest by name: three of them are ``float | None`` side by side
     mode: str = "razn"
     lam: float | None = None
     """λ of the policies; None: the run's own."""
@@ -60,11 +61,11 @@ class EngineSpec:
         decider = make_decider(
             self.mode,
             run.num_levels,
-            run.policies_dir,
-            lam,
-            self.threshold,
-            self.zoom_probability,
-            self.seed,
+            policies_dir=run.policies_dir,
+            lam=lam,
+            threshold=self.threshold,
+            zoom_probability=self.zoom_probability,
+            seed=self.seed,
         )
         config = EngineConfig(
             batch_size=self.batch_size,

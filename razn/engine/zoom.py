@@ -182,13 +182,13 @@ class ZoomEngine:
         self.segmenters = list(segmenters)
         self.decider = decider
         self.config = config
-        self.engine = engine or EngineConfig()
+        self.settings = engine or EngineConfig()
         self.device = next(self.segmenters[0].parameters()).device
-        self.autocast = autocast_dtype(self.device, self.engine.precision)
+        self.autocast = autocast_dtype(self.device, self.settings.precision)
 
     @property
     def output_downsample(self) -> float:
-        return self.engine.output_downsample or self.geometry.downsamples[-1]
+        return self.settings.output_downsample or self.geometry.downsamples[-1]
 
     def segment(
         self,
@@ -210,7 +210,7 @@ class ZoomEngine:
             run.reader.close()
         result = run.result
         result.seconds = time.perf_counter() - start
-        if self.engine.count_cip_patches:  # after the timing: not part of the engine's work
+        if self.settings.count_cip_patches:  # after the timing: not part of the engine's work
             result.cip_patches = run.count_finest_tissue_nodes()
         result.tissue_fraction = tissue.fraction
         result.level0_pixels_read = run.reader.level0_pixels_read
@@ -235,7 +235,7 @@ class _SlideRun:
         self.progress = progress
         self.slide_path = slide.path
         plans = plan_levels(slide, self.geometry.downsamples)
-        cfg = engine.engine
+        cfg = engine.settings
         pinned = engine.device.type == "cuda"
         self.reader = PatchReader(
             slide, self.geometry, plans, cfg.read_workers, cfg.prefetch_batches, pinned
@@ -306,7 +306,7 @@ class _SlideRun:
                     children += self._log(node, True, float(probability[i]))
                 else:
                     pending.add(node, patches[i], on_tissue[i], float(probability[i]))
-            size = self.engine.engine.batch_size
+            size = self.engine.settings.batch_size
             if len(pending) >= size:  # whole network batches; the rest waits for more
                 self._segment_breaks(level, pending.take(len(pending) // size * size))
         if len(pending):
@@ -411,7 +411,7 @@ class _SlideRun:
         return kept
 
     def _batches(self, nodes: list[Node]) -> list[list[Node]]:
-        size = self.engine.engine.batch_size
+        size = self.engine.settings.batch_size
         return [nodes[i : i + size] for i in range(0, len(nodes), size)]
 
     def _tissue_under(self, level: int, batch: Sequence[Node]) -> np.ndarray:
@@ -425,7 +425,7 @@ class _SlideRun:
     def _segment(self, level: int, batch: Sequence[Node], patches: np.ndarray) -> np.ndarray:
         """f_i's class probabilities for the patches of ``batch``, ``(N, K, P, P)``."""
         start = time.perf_counter()
-        model, batch_size = self.engine.segmenters[level], self.engine.engine.batch_size
+        model, batch_size = self.engine.segmenters[level], self.engine.settings.batch_size
         probs = predict_probs(model, patches, batch_size, autocast=self.engine.autocast)
         self.result.timings["segment"] += time.perf_counter() - start
         self._check_finite(probs, f"segmenter f_{level}", level, batch)
