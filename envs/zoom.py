@@ -12,7 +12,14 @@ from gymnasium import spaces
 
 from envs.reward_cache import LevelTable, read_tables
 from razn.observation import ObservationConfig, observation_space, policy_view
-from razn.rewards import RewardConfig, zoom_cost, zoom_outcome, zoom_reward
+from razn.rewards import (
+    DecideFirst,
+    RewardConfig,
+    decides_first,
+    zoom_cost,
+    zoom_outcome,
+    zoom_reward,
+)
 
 
 class ZoomEnv(gym.Env):
@@ -67,6 +74,8 @@ class ZoomEnv(gym.Env):
     * ``episode_length``, ``sampling``: as above.
     * ``unit_area``: ``A`` (keyword only; ``RunConfig.reward_unit_area``).
     * ``inputs``: ``image`` or ``segmentation``, what the policy sees (keyword only).
+    * ``decide_first``: the cost model of every level (:mod:`razn.rewards`; keyword only;
+      default: every level as ``inputs`` says).
 
     ## Version History
     * v0: initial version; ``inputs`` added with image-first policies (default ``image``).
@@ -87,6 +96,7 @@ class ZoomEnv(gym.Env):
         *,
         unit_area: float,
         inputs: str = "image",
+        decide_first: DecideFirst | None = None,
     ):
         tables = cache[0] if isinstance(cache, tuple) else read_tables([Path(p) for p in cache])[0]
         if not 0 <= level < len(tables) - 1:
@@ -102,9 +112,14 @@ class ZoomEnv(gym.Env):
         table = tables[level]
         view = policy_view(table.observations, inputs)
         self._observations = {k: _flat(v, 3) for k, v in view.items()}
-        decide_first = inputs == "image"
         rewards = zoom_rewards(
-            tables, level, rate, zoom or {}, self.reward_config, unit_area, decide_first
+            tables,
+            level,
+            rate,
+            zoom or {},
+            self.reward_config,
+            unit_area,
+            decide_first if decide_first is not None else inputs == "image",
         )
         self.rewards = _flat(rewards, 3)
         if len(self.rewards) == 0:
@@ -158,13 +173,13 @@ def zoom_rewards(
     zoom: Mapping[int, np.ndarray],
     config: RewardConfig,
     unit_area: float,
-    decide_first: bool = True,
+    decide_first: DecideFirst = True,
 ) -> np.ndarray:
     """The reward of zooming every cached node of ``level``, ``(R, n, n)``; ``decide_first``
     is the cost model (:mod:`razn.rewards`)."""
     errors = [t.errors for t in tables]
     outcome = zoom_outcome(errors, zoom, level, rate, decide_first)
-    cost = zoom_cost(outcome, config, decide_first)
+    cost = zoom_cost(outcome, config, decides_first(decide_first, level))
     return zoom_reward(
         errors[level], outcome.errors, tables[level].area, cost, config.lam, unit_area
     )

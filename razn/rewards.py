@@ -28,6 +28,9 @@ less what breaking would have cost. How much that is depends on what the policie
 * **f_i first** (``decide_first=False``): f_i runs before every decision because the
   policy sees its output, so breaking adds nothing (``cost_zoom = subtree``) and every
   zoomed node deeper down pays its own segmentation besides its children's.
+
+``decide_first`` is one bool for every level or one per decision level (a run may let
+only its last decision level see f_i's output: ``policy.informed_levels``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from razn.config import check_range
+
+DecideFirst = bool | Sequence[bool]
+"""The cost model: one value for every decision level, or one per decision level."""
+
+
+def decides_first(decide_first: DecideFirst, level: int) -> bool:
+    """Whether level ``level``'s policy decides before f_level runs."""
+    if isinstance(decide_first, bool | np.bool_):
+        return bool(decide_first)
+    return bool(decide_first[level])
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,7 @@ def follow_policies(
     zoom: Mapping[int, np.ndarray],
     level: int,
     rate: int,
-    decide_first: bool = True,
+    decide_first: DecideFirst = True,
 ) -> SubtreeOutcome:
     """Outcome for nodes at ``level`` when each level ``j >= level`` zooms where ``zoom[j]``.
 
@@ -106,7 +119,11 @@ def follow_policies(
         zoomed = np.zeros(errors[j].shape, bool) if decided is None else np.asarray(decided, bool)
         outcome = SubtreeOutcome(
             np.where(zoomed, sum_children(outcome.errors, rate), errors[j]),
-            np.where(zoomed, sum_children(outcome.segmentations, rate) + int(not decide_first), 1),
+            np.where(
+                zoomed,
+                sum_children(outcome.segmentations, rate) + int(not decides_first(decide_first, j)),
+                1,
+            ),
             np.where(zoomed, sum_children(outcome.policy_calls, rate), 0) + int(has_policy),
         )
     return outcome
@@ -117,7 +134,7 @@ def zoom_outcome(
     zoom: Mapping[int, np.ndarray],
     level: int,
     rate: int,
-    decide_first: bool = True,
+    decide_first: DecideFirst = True,
 ) -> SubtreeOutcome:
     """Outcome of *zooming* every node at ``level``: its children follow the policies below
     (see :func:`follow_policies`)."""
@@ -174,7 +191,7 @@ def oracle_rewards(
     reward: RewardConfig,
     rate: int,
     unit_area: float,
-    decide_first: bool = True,
+    decide_first: DecideFirst = True,
 ) -> dict[int, np.ndarray]:
     """The reward of zooming every node when the levels below follow the oracle.
 
@@ -194,7 +211,7 @@ def oracle_rewards(
     rewards: dict[int, np.ndarray] = {}
     for level in range(len(errors) - 2, -1, -1):
         outcome = zoom_outcome(errors, zoom, level, rate, decide_first)
-        cost = zoom_cost(outcome, reward, decide_first)
+        cost = zoom_cost(outcome, reward, decides_first(decide_first, level))
         gain = zoom_reward(errors[level], outcome.errors, area[level], cost, reward.lam, unit_area)
         rewards[level], zoom[level] = gain, gain > 0
     return rewards
@@ -206,7 +223,7 @@ def oracle_zoom(
     reward: RewardConfig,
     rate: int,
     unit_area: float,
-    decide_first: bool = True,
+    decide_first: DecideFirst = True,
 ) -> dict[int, np.ndarray]:
     """The oracle's decisions, ``{level: bool (R, n, n)}``: zoom where
     :func:`oracle_rewards` is positive."""

@@ -87,6 +87,13 @@ class RunConfig:
     versions stay usable)."""
 
     def __post_init__(self) -> None:
+        decisions = self.levels.geometry().finest_level
+        for level in self.policy.informed_levels:
+            if not -decisions <= level < decisions:
+                raise ConfigError(
+                    f"policy.informed_levels: {level} is not a decision level (0..{decisions - 1}, "
+                    f"or -1 for the last) of {decisions + 1} working levels"
+                )
         finest = self.levels.downsamples[-1]
         eval_ds = self.evaluation.downsample
         if eval_ds is not None and not any(
@@ -101,11 +108,21 @@ class RunConfig:
     def eval_downsample(self) -> float:
         return self.evaluation.downsample or self.levels.downsamples[-1]
 
+    def level_inputs(self, level: int) -> str:
+        """What decision level ``level``'s policy sees: ``image`` or ``segmentation``
+        (``policy.inputs``, and ``policy.informed_levels`` for image-first runs)."""
+        if self.policy.inputs != "image":
+            return self.policy.inputs
+        decisions = self.levels.geometry().finest_level
+        informed = {lv % decisions if decisions else lv for lv in self.policy.informed_levels}
+        return "segmentation" if level in informed else "image"
+
     @property
-    def decide_first(self) -> bool:
-        """Whether the policies decide before f_i runs (``policy.inputs: image``): the cost
-        model of the rewards (:mod:`razn.rewards`)."""
-        return self.policy.inputs == "image"
+    def decide_first(self) -> tuple[bool, ...]:
+        """Per decision level, whether its policy decides before f_i runs: the cost model of
+        the rewards (:mod:`razn.rewards`)."""
+        decisions = self.levels.geometry().finest_level
+        return tuple(self.level_inputs(level) == "image" for level in range(decisions))
 
     @property
     def reward_unit_area(self) -> float:

@@ -189,3 +189,23 @@ def test_non_power_of_two_pyramid_and_output_resolution(tmp_path):
         engine = ZoomEngine(models, FixedLevel(0), config, EngineConfig(output_downsample=2))
         labels, _ = run(engine, slide, tmp_path, "odd")
     assert labels.shape == (125, 150)  # ceil(250 / 2) x ceil(300 / 2)
+
+
+def test_a_policy_set_may_observe_f_i_at_its_last_level_only(tmp_path):
+    slide = ArraySlide([blob_image(203, 150)])
+    models = [ColourSegmenter() for _ in range(3)]
+
+    @dataclass
+    class Mixed:
+        observes: str = "per level"
+        observes_by_level: dict = None  # type: ignore[assignment]
+        name: str = "mixed"
+
+        def decide(self, level, nodes, observations):
+            assert ("seg" in observations) == (level == 1)
+            return np.ones(len(nodes), bool), np.ones(len(nodes), np.float32)
+
+    decider = Mixed(observes_by_level={0: "image", 1: "segmentation"})
+    _, result = run(ZoomEngine(models, decider, config_for()), slide, tmp_path, "mixed")
+    # level 0 zooms without f_0; level 1 is segmented before it zooms; level 2 breaks
+    assert result.patches == [0, 7 * 5, 13 * 10] and result.zoomed == [12, 35, 0]

@@ -9,7 +9,7 @@ import pytest
 
 from razn.benchmark.workers import policy_set_config
 from razn.config import dump_yaml, from_mapping
-from razn.errors import CheckpointError
+from razn.errors import CheckpointError, ConfigError
 from razn.policy.store import policy_folder, policy_path, record_digest
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
@@ -47,11 +47,11 @@ def test_a_policy_set_counts_only_for_the_policy_config_it_was_trained_with(tmp_
 
 def test_a_set_trained_on_other_inputs_does_not_count(tmp_path):
     image_first = _config()
-    assert image_first.policy.inputs == "image" and image_first.decide_first
+    assert image_first.policy.inputs == "image" and image_first.decide_first == (True, True)
     run, _ = _saved_set(tmp_path, image_first, 0.01, None)
     assert policies_exist(run, 0.01, None, policy_set_config(image_first, 0.01, None))
     informed = _config(inputs="segmentation")
-    assert not informed.decide_first
+    assert informed.decide_first == (False, False)
     assert not policies_exist(run, 0.01, None, policy_set_config(informed, 0.01, None))
 
 
@@ -92,3 +92,12 @@ def test_policy_sections_may_differ_only_when_allowed(tmp_path):
     other_levels = replace(new_policy, levels=replace(new_policy.levels, patch_size=128))
     with pytest.raises(CheckpointError, match=r"differs at levels\.patch_size\)"):
         RunDirectory.open_or_create(run.path, other_levels, policy_may_differ=True)
+
+
+def test_only_the_last_decision_level_may_see_f_i():
+    last = _config(informed_levels=[-1])
+    assert [last.level_inputs(level) for level in range(2)] == ["image", "segmentation"]
+    assert last.decide_first == (True, False)
+    assert _config(informed_levels=[0]).decide_first == (False, True)
+    with pytest.raises(ConfigError, match=r"policy.informed_levels: 2 is not a decision level"):
+        _config(informed_levels=[2])

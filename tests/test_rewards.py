@@ -109,3 +109,13 @@ def test_reward_unit_area_is_one_finest_patch_at_the_evaluation_resolution():
     assert reward_unit_area(256, 1.0, 1.0) == 65536.0
     assert reward_unit_area(256, 1.0, 2.0) == 16384.0  # scored at half the resolution
     assert reward_unit_area(64, 2.0, 1.0) == 16384.0
+
+
+def test_the_cost_model_may_differ_by_level():
+    # Level 1 sees f_1 (its zoomed child is segmented first), level 0 decides first.
+    errors = [np.array([[[100.0]]]), np.array([[[30.0, 5.0], [5.0, 5.0]]]), np.zeros((1, 4, 4))]
+    zoom = {1: np.array([[[True, False], [False, False]]])}
+    outcome = zoom_outcome(errors, zoom, level=0, rate=2, decide_first=(True, False))
+    assert outcome.segmentations[0, 0, 0] == 4 + 3 + 1
+    cost = zoom_cost(outcome, RewardConfig(policy_cost=0.0), decide_first=True)
+    assert cost[0, 0, 0] == 7  # the root itself is never segmented

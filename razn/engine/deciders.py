@@ -109,17 +109,22 @@ class UncertaintyThreshold:
 class PolicyDecider:
     """The learned policies g_i (Stable-Baselines3): zoom where P(zoom) > 0.5.
 
-    ``observes`` follows what the policies were trained on (:func:`policy_inputs`): by
+    ``observes`` follows what the policies were trained on (:func:`level_inputs`): by
     default the image alone, so the engine runs f_i only on the patches they break.
     """
 
     policies: Mapping[int, object]
     name: str = "razn"
     observes: str = field(default="")
+    observes_by_level: dict[int, str] = field(default_factory=dict)
+    """What each level's policy observes, when they differ (``policy.informed_levels``)."""
 
     def __post_init__(self) -> None:
+        if not self.observes_by_level:
+            self.observes_by_level = level_inputs(self.policies)
         if not self.observes:
-            self.observes = policy_inputs(self.policies)
+            seen = set(self.observes_by_level.values()) or {"image"}
+            self.observes = seen.pop() if len(seen) == 1 else "per level"
 
     def decide(
         self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
@@ -133,14 +138,19 @@ class PolicyDecider:
         return probability > 0.5, probability
 
 
-def policy_inputs(policies: Mapping[int, object]) -> str:
-    """What SB3 ``policies`` observe, ``image`` or ``segmentation`` (all must agree)."""
+def level_inputs(policies: Mapping[int, object]) -> dict[int, str]:
+    """What each of the SB3 ``policies`` observes, ``image`` or ``segmentation``, by level."""
     from razn.observation import space_inputs
 
-    seen = {space_inputs(p.observation_space) for p in policies.values()}  # type: ignore[attr-defined]
-    if len(seen) > 1:
-        raise RaznError(f"the policies observe different inputs ({', '.join(sorted(seen))})")
-    return seen.pop() if seen else "image"
+    return {level: space_inputs(p.observation_space) for level, p in policies.items()}  # type: ignore[attr-defined]
+
+
+def observes_at(decider: Decider, level: int) -> str:
+    """What ``decider`` observes at ``level`` (a policy set may differ level by level)."""
+    by_level = getattr(decider, "observes_by_level", None)
+    if by_level and level in by_level:
+        return str(by_level[level])
+    return decider.observes
 
 
 @dataclass

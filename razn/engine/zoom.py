@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from razn.config import check_range
-from razn.engine.deciders import Decider
+from razn.engine.deciders import Decider, observes_at
 from razn.engine.progress import NoProgress, SlideProgress
 from razn.engine.reader import PatchReader
 from razn.engine.stitch import LabelWriter
@@ -283,7 +283,7 @@ class _SlideRun:
         """Decide and segment the nodes of one level; return the children to visit next."""
         self.result.nodes[level] = len(nodes)
         nodes = self._drop_empty(nodes)
-        observes = self.engine.decider.observes
+        observes = observes_at(self.engine.decider, level)
         if level == self.geometry.finest_level or observes == "nothing":
             return self._decide_then_read(level, nodes)
         if observes == "image":

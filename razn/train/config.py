@@ -105,6 +105,10 @@ class PolicyTrainConfig:
     share, before f_i runs, so f_i segments only the patches g_i breaks and a zoom costs one
     policy call; or ``segmentation``, the patch and f_i's output, so every node is segmented
     first and each zoomed node's segmentation is thrown away."""
+    informed_levels: tuple[int, ...] = ()
+    """Decision levels whose g_i sees f_i's output although ``inputs`` is ``image`` (e.g.
+    ``[2]``, the last decision level of four working levels, where the image alone tells
+    least); negative values count from the finest decision level (-1 is the last)."""
     timesteps: int = 20000
     """Environment steps (patch decisions) per level."""
     n_envs: int = 4

@@ -83,8 +83,13 @@ def train_level(
     callbacks: Sequence[Any] = (),
     *,
     unit_area: float,
+    inputs: str | None = None,
+    decide_first: Any = None,
 ):
-    """Train g_``level`` with PPO on the cached ``tables``; returns the trained SB3 model."""
+    """Train g_``level`` with PPO on the cached ``tables``; returns the trained SB3 model.
+    ``inputs`` (default ``settings.inputs``) is what the policy sees; ``decide_first`` the
+    cost model of every level (:mod:`razn.rewards`; default: from ``inputs``)."""
+    inputs = settings.inputs if inputs is None else inputs
 
     def make(index: int) -> Callable[[], Monitor]:
         def build() -> Monitor:
@@ -98,7 +103,8 @@ def train_level(
                 episode_length=settings.episode_length,
                 sampling=settings.sampling,
                 unit_area=unit_area,
-                inputs=settings.inputs,
+                inputs=inputs,
+                decide_first=decide_first,
             )
             env.reset(seed=seed + index)
             return Monitor(env)
@@ -107,7 +113,7 @@ def train_level(
 
     vec = DummyVecEnv([make(i) for i in range(settings.n_envs)])
     vec.seed(seed)
-    stats = policy_view(tables[level].observations, settings.inputs)["stats"]
+    stats = policy_view(tables[level].observations, inputs)["stats"]
     normalisation = stats_normalisation(stats.reshape(-1, stats.shape[-1]), settings.net)
     model = PPO(
         "MultiInputPolicy",
@@ -178,10 +184,13 @@ def save_level(
     num_classes: int,
     settings: PolicyTrainConfig,
     reward: RewardConfig,
+    inputs: str | None = None,
 ) -> None:
-    """Write the policy (safetensors) and its report (JSON beside it)."""
+    """Write the policy (safetensors) and its report (JSON beside it); ``inputs`` is what it
+    sees (default ``settings.inputs``)."""
     extra = {"level": report.level, "lam": reward.lam, "policy_cost": reward.policy_cost}
-    save_policy(model.policy, path, observation, num_classes, settings.net, extra, settings.inputs)
+    inputs = settings.inputs if inputs is None else inputs
+    save_policy(model.policy, path, observation, num_classes, settings.net, extra, inputs)
     save_report(path, report, reward)
 
 
@@ -317,6 +326,8 @@ def _train_levels(
             folder / f"level_{level}_log",
             bar,
             unit_area=config.reward_unit_area,
+            inputs=config.level_inputs(level),
+            decide_first=config.decide_first,
         )
         model.policy.set_training_mode(False)
         probabilities = policy_decisions(model.policy, tables[level].observations)
@@ -341,6 +352,7 @@ def _train_levels(
             config.data.num_classes,
             settings,
             reward,
+            config.level_inputs(level),
         )
         record_digest(policy_path(folder, level))
         zoom[level] = probabilities > 0.5
