@@ -32,13 +32,15 @@ from razn.data.masks import LabelMask, open_mask
 from razn.digest import file_sha256
 from razn.geometry import ZoomGeometry, resample_labels
 from razn.models import Segmenter, predict_probs, tissue_labels
-from razn.observation import NUM_FIXED_STATS, make_observations
+from razn.observation import NUM_FIXED_STATS, channels_first, enlarged, make_observations
 from razn.rewards import block_sums
 from razn.run_config import RunConfig
 from razn.slide import Slide, open_slide, read_at_downsample
 from razn.slide.tissue import TissueMask, detect_tissue
 
-CACHE_FORMAT = "razn-reward-cache/1"
+CACHE_FORMAT = "razn-reward-cache/2"
+"""Version 2: the observations' images are read from the slide at the view's resolution,
+as the engine reads them (version 1 pooled them from the full patches)."""
 OBSERVATION_KEYS = ("image", "seg", "stats")
 
 
@@ -197,10 +199,31 @@ def root_tables(
         observations = {}
         if level < geometry.finest_level:
             share = on_tissue.mean(axis=(1, 2))
-            obs = make_observations(patches, probs, share, config.observation)
+            views = read_views(slide, geometry, level, location, config.observation.size)
+            obs = make_observations(patches, probs, share, config.observation, views)
             observations = {k: v.reshape(1, n, n, *v.shape[1:]) for k, v in obs.items()}
         tables.append(LevelTable(errors[None], area[None], observations))
     return tables
+
+
+def read_views(
+    slide: Slide, geometry: ZoomGeometry, level: int, location: tuple[int, int], size: int
+) -> np.ndarray:
+    """The policy views ``(n², 3, S, S)`` uint8 of a root's nodes at ``level``, read from
+    the slide at the view's resolution as the engine reads them
+    (:meth:`razn.engine.reader.PatchReader.views`)."""
+    from razn.engine.reader import view_downsample
+
+    n = geometry.rate**level
+    if size > geometry.patch_size:  # patches smaller than a view: read whole, enlarged
+        patch = geometry.patch_size
+        region = read_at_downsample(
+            slide, location, geometry.downsamples[level], (n * patch, n * patch)
+        )
+        return channels_first(enlarged(split_patches(region, n), size))
+    downsample = view_downsample(geometry, level, size)
+    region = read_at_downsample(slide, location, downsample, (n * size, n * size))
+    return channels_first(split_patches(region, n))
 
 
 def split_patches(region: np.ndarray, n: int) -> np.ndarray:

@@ -170,6 +170,18 @@ def make_observations(
     }
 
 
+def enlarged(patches: np.ndarray, size: int) -> np.ndarray:
+    """``(N, P, P, 3)`` patches smaller than a view, enlarged to ``(N, S, S, 3)`` by nearest
+    neighbour (source pixel ``floor(i · P / S)``, as torch's ``nearest``)."""
+    index = (np.arange(size) * patches.shape[1]) // size
+    return patches[:, index][:, :, index]
+
+
+def channels_first(views: np.ndarray) -> np.ndarray:
+    """``(N, S, S, 3)`` uint8 views read from the slide as the observation's ``(N, 3, S, S)``."""
+    return np.ascontiguousarray(np.asarray(views, np.uint8).transpose(0, 3, 1, 2))
+
+
 def image_view(patches: np.ndarray, config: ObservationConfig) -> np.ndarray:
     """The observation's ``"image"``: ``(N, P, P, 3)`` uint8 patches area-downsized to
     ``(N, 3, S, S)`` uint8."""

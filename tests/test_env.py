@@ -171,3 +171,57 @@ def test_env_rewards_on_hand_built_cache(inputs, parent, children, expected):
     _, zoom_reward, *_ = env.step(1)
     _, break_reward, *_ = env.step(0)
     assert zoom_reward == pytest.approx(expected) and break_reward == 0.0
+
+
+@pytest.mark.parametrize("patch", [32, 64])  # smaller than the 36-px view, and larger
+def test_policies_are_trained_on_exactly_what_the_engine_shows_them(tmp_path, patch):
+    from razn.engine import ZoomEngine
+    from razn.observation import policy_view
+    from razn.slide import open_slide
+    from razn.slide.tissue import detect_tissue
+
+    rng = np.random.default_rng(1)
+    image = np.full((200, 300, 3), 240, np.uint8)
+    image[20:180, 30:270] = rng.integers(80, 200, (160, 240, 3))
+    slide_path = write_zarr_slide(
+        tmp_path / "slide.zarr", [image, image[::2, ::2]], mpp=(1.0, 1.0), chunk=64
+    )
+    import zarr
+
+    zarr.save_array(str(tmp_path / "mask.zarr"), np.zeros((200, 300), np.uint8))
+    config = tiny_config(**{"levels.patch_size": patch})
+    models = [create_segmenter(TINY_MODEL, 2).eval() for _ in range(3)]
+    paths = [
+        save_segmenter(m, TINY_MODEL, tmp_path / f"f{i}.safetensors") for i, m in enumerate(models)
+    ]
+    cache = ensure_slide_cache(
+        slide_path, tmp_path / "mask.zarr", models, paths, config, tmp_path / "cache"
+    )
+    tables, roots = read_tables([cache])
+    root_index = {(int(c), int(r)): k for k, (c, r) in enumerate(roots[0])}
+    seen = {}
+
+    class Recorder:
+        name, observes = "recorder", "image"
+
+        def decide(self, level, nodes, observations):
+            for i, node in enumerate(nodes):
+                seen[node] = {k: v[i] for k, v in observations.items()}
+            return np.ones(len(nodes), bool), np.ones(len(nodes), np.float32)
+
+    with open_slide(slide_path) as slide:
+        engine = ZoomEngine(models, Recorder(), config)
+        engine.segment(slide, tmp_path / "labels.zarr", tissue=detect_tissue(slide, config.tissue))
+    assert seen
+    for node, observed in seen.items():
+        n = 2**node.level
+        k = root_index[(node.col // n, node.row // n)]
+        cached = policy_view(
+            {
+                key: values[k, node.row % n, node.col % n]
+                for key, values in tables[node.level].observations.items()
+            },
+            "image",
+        )
+        np.testing.assert_array_equal(observed["image"], cached["image"])
+        np.testing.assert_allclose(observed["stats"], cached["stats"], atol=1e-6)

@@ -35,7 +35,7 @@ from razn.errors import ConfigError, InferenceError
 from razn.geometry import Node
 from razn.models import Segmenter, predict_probs, tissue_labels
 from razn.models.device import PRECISIONS, autocast_dtype
-from razn.observation import image_observations, image_view, make_observations
+from razn.observation import channels_first, image_observations, make_observations
 from razn.run_config import RunConfig
 from razn.slide import Slide, plan_levels
 from razn.slide.tissue import TissueMask, detect_tissue
@@ -131,41 +131,6 @@ class SlideResult:
     """Finest-level nodes holding tissue (what cip segments), when counted."""
 
 
-class _PendingBreaks:
-    """Patches broken by an image-first decider, waiting for a full batch of f_i."""
-
-    def __init__(self) -> None:
-        self.nodes: list[Node] = []
-        self.patches: list[np.ndarray] = []
-        self.tissue: list[np.ndarray] = []
-        self.probability: list[float] = []
-
-    def __len__(self) -> int:
-        return len(self.nodes)
-
-    def add(self, node: Node, patch: np.ndarray, tissue: np.ndarray, probability: float) -> None:
-        self.nodes.append(node)
-        self.patches.append(patch)
-        self.tissue.append(tissue)
-        self.probability.append(probability)
-
-    def take(
-        self, count: int | None = None
-    ) -> tuple[list[Node], np.ndarray, np.ndarray, np.ndarray]:
-        """The first ``count`` pending (default all) as ``(nodes, patches, tissue, P(zoom))``
-        arrays, removed from the queue."""
-        count = len(self.nodes) if count is None else count
-        taken = (
-            self.nodes[:count],
-            np.stack(self.patches[:count]),
-            np.stack(self.tissue[:count]),
-            np.array(self.probability[:count], np.float32),
-        )
-        del self.nodes[:count], self.patches[:count], self.tissue[:count]
-        del self.probability[:count]
-        return taken
-
-
 class ZoomEngine:
     """Segments slides with per-level segmenters and one decider (see the module docstring)."""
 
@@ -238,7 +203,13 @@ class _SlideRun:
         cfg = engine.settings
         pinned = engine.device.type == "cuda"
         self.reader = PatchReader(
-            slide, self.geometry, plans, cfg.read_workers, cfg.prefetch_batches, pinned
+            slide,
+            self.geometry,
+            plans,
+            cfg.read_workers,
+            cfg.prefetch_batches,
+            pinned,
+            view_size=engine.config.observation.size,
         )
         self.writer = LabelWriter(
             labels_path, self.geometry, slide.dimensions, engine.output_downsample
@@ -291,45 +262,48 @@ class _SlideRun:
         return self._segment_then_decide(level, nodes)
 
     def _look_then_segment(self, level: int, nodes: list[Node]) -> list[Node]:
-        """The decider sees each read patch; f_i segments only the patches it breaks, in
-        full batches (breaks are gathered across read batches)."""
+        """The decider sees each node's small view (read at the view's resolution, a sixteenth
+        of a patch's pixels at 256 → 64 px); only the patches it breaks are then read whole
+        and segmented."""
         children: list[Node] = []
-        pending = _PendingBreaks()
-        for batch, patches in self.reader.batches(self._batches(nodes)):
-            on_tissue = self._tissue_under(level, batch)
+        break_probability: dict[Node, float] = {}
+        for batch, views in self.reader.views(self._batches(nodes)):
+            share = self._tissue_share(level, batch)
             start = time.perf_counter()
-            images = image_view(patches, self.engine.config.observation)
-            observations = image_observations(images, on_tissue.mean(axis=(1, 2)))
+            observations = image_observations(channels_first(views), share)
             zoom, probability = self._decide(level, batch, observations, start)
-            for i, node in enumerate(batch):
-                if zoom[i]:
-                    children += self._log(node, True, float(probability[i]))
+            for node, z, p in zip(batch, zoom, probability, strict=True):
+                if z:
+                    children += self._log(node, True, float(p))
                 else:
-                    pending.add(node, patches[i], on_tissue[i], float(probability[i]))
-            size = self.engine.settings.batch_size
-            if len(pending) >= size:  # whole network batches; the rest waits for more
-                self._segment_breaks(level, pending.take(len(pending) // size * size))
-        if len(pending):
-            self._segment_breaks(level, pending.take())
+                    break_probability[node] = float(p)
+        self._segment_breaks(level, break_probability)
         return children
 
-    def _segment_breaks(
-        self, level: int, breaks: tuple[list[Node], np.ndarray, np.ndarray, np.ndarray]
-    ) -> None:
-        """Segment and write nodes the decider broke (``(nodes, patches, tissue, P(zoom))``)."""
-        batch, patches, on_tissue, probability = breaks
-        probs = self._segment(level, batch, patches)
-        self._apply(batch, np.zeros(len(batch), bool), probability, probs, on_tissue)
+    def _segment_breaks(self, level: int, break_probability: dict[Node, float]) -> None:
+        """Read, segment and write the nodes a decider broke, with their P(zoom)."""
+        for batch, patches in self.reader.batches(self._batches(list(break_probability))):
+            on_tissue = self._tissue_under(level, batch)
+            probs = self._segment(level, batch, patches)
+            p_zoom = np.array([break_probability[n] for n in batch], np.float32)
+            self._apply(batch, np.zeros(len(batch), bool), p_zoom, probs, on_tissue)
+            self.progress.advance(len(batch), 0)
 
     def _segment_then_decide(self, level: int, nodes: list[Node]) -> list[Node]:
         """f_i segments every patch; the decider sees its output."""
         children: list[Node] = []
-        for batch, patches in self.reader.batches(self._batches(nodes)):
+        batches = self._batches(nodes)
+        views = self.reader.views(batches)
+        for (batch, patches), (_, view) in zip(self.reader.batches(batches), views, strict=True):
             on_tissue = self._tissue_under(level, batch)
             probs = self._segment(level, batch, patches)
             start = time.perf_counter()
             observations = make_observations(
-                patches, probs, on_tissue.mean(axis=(1, 2)), self.engine.config.observation
+                patches,
+                probs,
+                on_tissue.mean(axis=(1, 2)),
+                self.engine.config.observation,
+                channels_first(view),
             )
             zoom, probability = self._decide(level, batch, observations, start)
             children += self._apply(batch, zoom, probability, probs, on_tissue)
@@ -373,12 +347,7 @@ class _SlideRun:
             else:
                 break_probability[node] = float(p)
         self.progress.advance(len(nodes) - len(break_probability), 0)
-        for batch, patches in self.reader.batches(self._batches(list(break_probability))):
-            on_tissue = self._tissue_under(level, batch)
-            probs = self._segment(level, batch, patches)
-            p_zoom = np.array([break_probability[n] for n in batch], np.float32)
-            self._apply(batch, np.zeros(len(batch), bool), p_zoom, probs, on_tissue)
-            self.progress.advance(len(batch), 0)
+        self._segment_breaks(level, break_probability)
         return children
 
     def _check_finite(
@@ -413,6 +382,11 @@ class _SlideRun:
     def _batches(self, nodes: list[Node]) -> list[list[Node]]:
         size = self.engine.settings.batch_size
         return [nodes[i : i + size] for i in range(0, len(nodes), size)]
+
+    def _tissue_share(self, level: int, batch: Sequence[Node]) -> np.ndarray:
+        """The share of each node of ``batch`` that is tissue, ``(N,)`` in [0, 1] (as the
+        mean of :meth:`_tissue_under`, the reward cache's rule)."""
+        return self._tissue_under(level, batch).mean(axis=(1, 2))
 
     def _tissue_under(self, level: int, batch: Sequence[Node]) -> np.ndarray:
         """The tissue under each patch of ``batch``, ``(N, P, P)`` bool."""
