@@ -101,7 +101,8 @@ def space_inputs(space) -> str:  # space: gymnasium.spaces.Dict
 
 
 def image_observations(images: np.ndarray, tissue_share: np.ndarray) -> dict[str, np.ndarray]:
-    """The ``image`` observation of a batch, from its :func:`image_view` ``(N, 3, S, S)``
+    """The ``image`` observation of a batch, from its views ``(N, 3, S, S)`` (read from the
+    slide at the view's resolution, :func:`channels_first`, or :func:`image_view`)
     uint8 and the tissue share ``(N,)`` in [0, 1] of each patch."""
     return {"image": images, "stats": image_stats(images, tissue_share)}
 
@@ -152,7 +153,8 @@ def make_observations(
         patches: ``(N, P, P, 3)`` uint8 RGB patches at the level.
         probs: ``(N, K, P, P)`` float32 class probabilities of f_i on them.
         tissue_share: ``(N,)`` share of each patch that is tissue, in [0, 1].
-        image: their :func:`image_view`, if already made.
+        image: their views ``(N, 3, S, S)`` when read from the slide (the engine and the
+            reward cache do); otherwise pooled from ``patches`` (:func:`image_view`).
     Returns:
         ``{"image": (N, 3, S, S) uint8, "seg": (N, K, S, S) uint8, "stats": (N, 5 + K) float32}``.
     """
