@@ -18,7 +18,7 @@ from razn.models.factory import SegmenterConfig
 from razn.observation import ObservationConfig
 from razn.rewards import RewardConfig
 from razn.slide.tissue import TissueConfig
-from razn.train.config import PolicyTrainConfig, SegTrainConfig
+from razn.training_config import PolicyTrainConfig, SegTrainConfig
 
 
 @dataclass(frozen=True)

@@ -40,13 +40,13 @@ def demo(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def test_entry(demo):
+def demo_test_entry(demo):
     return read_manifest(demo / "data" / "manifest.csv").split("test")[0]
 
 
 @pytest.fixture(scope="module")
-def outputs(demo, test_entry) -> SlideOutputs:
-    return SlideOutputs.open(demo / "outputs" / "cip" / test_entry.slide.stem)
+def outputs(demo, demo_test_entry) -> SlideOutputs:
+    return SlideOutputs.open(demo / "outputs" / "cip" / demo_test_entry.slide.stem)
 
 
 def test_outputs_hold_the_pyramids_and_the_decision_table(outputs):
@@ -101,10 +101,10 @@ def test_oracle_rewards_are_looked_up_per_node():
     np.testing.assert_array_equal(values, expected)
 
 
-def test_oracle_rewards_of_the_demo_slide(demo, test_entry):
-    razn = SlideOutputs.open(demo / "outputs" / "razn" / test_entry.slide.stem)
+def test_oracle_rewards_of_the_demo_slide(demo, demo_test_entry):
+    razn = SlideOutputs.open(demo / "outputs" / "razn" / demo_test_entry.slide.stem)
     decisions = razn.decisions()
-    rewards = decision_rewards(razn, test_entry.mask)
+    rewards = decision_rewards(razn, demo_test_entry.mask)
     finest = len(razn.working_downsamples) - 1
     unknown = (decisions["level"] == finest) | (decisions["action"] == "empty")
     assert np.isnan(rewards[unknown.to_numpy()]).all()
@@ -137,7 +137,7 @@ def test_area_shares_of_tissue_and_tumour_border():
     assert border_share_by_level(zoom, truth, 3) == pytest.approx([0.0, 4 / 6, 2 / 6])
 
 
-def test_every_figure_draws(outputs, test_entry, tmp_path):
+def test_every_figure_draws(outputs, demo_test_entry, tmp_path):
     rows = [
         {"mode": "razn", "lambda": 0.01, "seed": 0, "dice": 0.9, "seconds": 2.0, "slides": 1},
         {"mode": "razn", "lambda": 0.04, "seed": 0, "dice": 0.8, "seconds": 1.0, "slides": 1},
@@ -146,10 +146,10 @@ def test_every_figure_draws(outputs, test_entry, tmp_path):
     drawn = [
         figures.zoom_map_figure(outputs),
         figures.zoom_probability_figure(outputs),
-        figures.truth_figure(outputs, test_entry.mask),
+        figures.truth_figure(outputs, demo_test_entry.mask),
         figures.region_figure(outputs, (0, 0), round(outputs.extent(0))),
         figures.decision_statistics_figure(outputs),
-        figures.area_by_level_figure(outputs, test_entry.mask),
+        figures.area_by_level_figure(outputs, demo_test_entry.mask),
         figures.pareto_figure(rows, 0.01),
     ]
     for index, figure in enumerate(drawn):
@@ -159,9 +159,9 @@ def test_every_figure_draws(outputs, test_entry, tmp_path):
     assert curve.get_xdata().tolist() == [1.0, 2.0]  # razn's λ curve, by seconds
 
 
-def test_razn_inspect_writes_the_figures_and_a_page(demo, test_entry, tmp_path):
-    folder = demo / "outputs" / "razn" / test_entry.slide.stem
-    args = ["inspect", str(folder), "--truth", str(test_entry.mask), "--out", str(tmp_path)]
+def test_razn_inspect_writes_the_figures_and_a_page(demo, demo_test_entry, tmp_path):
+    folder = demo / "outputs" / "razn" / demo_test_entry.slide.stem
+    args = ["inspect", str(folder), "--truth", str(demo_test_entry.mask), "--out", str(tmp_path)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
@@ -234,8 +234,8 @@ def test_the_overlay_carries_a_legend_of_its_levels(tmp_path):
     assert (legend != 255).any()  # boxes and text drawn on the white strip
 
 
-def test_the_zoom_map_figure_says_untinted_means_no_tissue(demo, test_entry):
-    folder = demo / "outputs" / "razn" / test_entry.slide.stem
+def test_the_zoom_map_figure_says_untinted_means_no_tissue(demo, demo_test_entry):
+    folder = demo / "outputs" / "razn" / demo_test_entry.slide.stem
     figure = figures.zoom_map_figure(SlideOutputs.open(folder))
     texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert texts[-1] == "untinted: no tissue" and texts[0].startswith("level 0 (×4)")

@@ -17,7 +17,7 @@ import numpy as np
 import zarr
 from tqdm.auto import tqdm
 
-from razn.benchmark.runner import Context, Job, job_key, oracle_decider
+from razn.benchmark.jobs import Context, Job, job_key, oracle_decider
 from razn.data.manifest import ManifestEntry
 from razn.data.masks import open_mask
 from razn.engine import EngineConfig, ZoomEngine

@@ -22,6 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from razn.errors import SlideError
+from razn.slide.levels import read_at_downsample
 
 Size = tuple[int, int]
 Location = tuple[int, int]
@@ -146,8 +147,6 @@ class Slide(ABC):
 
     def get_thumbnail(self, max_size: Size) -> np.ndarray:
         """The whole slide scaled to fit in ``max_size`` ``(w, h)``, aspect ratio kept."""
-        from razn.slide.levels import read_at_downsample
-
         width, height = self.dimensions
         downsample = max(width / max_size[0], height / max_size[1], 1.0)
         size = (max(1, round(width / downsample)), max(1, round(height / downsample)))

@@ -17,12 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from razn.errors import SlideError
-from razn.slide.base import Location, Size, Slide
+
+if TYPE_CHECKING:  # annotations only: razn.slide.base imports this module
+    from razn.slide.base import Location, Size, Slide
 
 DEFAULT_REL_TOL = 2e-3
 """Relative difference under which a native downsample counts as equal to a working one."""

@@ -1,4 +1,5 @@
-"""Training: the per-level segmentation networks f_0 … f_m (and, later, the zoom policies).
+"""Training: the per-level segmentation networks f_0 … f_m (and the zoom policies, in
+:mod:`razn.train.policy`).
 
 Public API::
 
@@ -6,33 +7,22 @@ Public API::
     results = train_segmenters(run)                              # f_0 … f_m, level by level
     models = run.load_segmenters()
 
-:class:`SegTrainConfig` is imported eagerly (the run config holds one); the training
-functions load on first use, because :mod:`razn.run_config` imports this package and
-the training modules import the run config back.
+The training configs live in the leaf module :mod:`razn.training_config`, so that the
+run config can hold them without importing the training code.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from razn.train.segmentation import LevelResult, train_level, train_segmenters
+from razn.train.setup import SlideRecords, load_slide_records, prepare_run
+from razn.training_config import SegTrainConfig
 
-from razn.train.config import SegTrainConfig
-
-_LAZY = {
-    "LevelResult": "razn.train.segmentation",
-    "train_level": "razn.train.segmentation",
-    "train_segmenters": "razn.train.segmentation",
-    "SlideRecords": "razn.train.setup",
-    "load_slide_records": "razn.train.setup",
-    "prepare_run": "razn.train.setup",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'razn.train' has no attribute {name!r}")
-
-
-__all__ = ["SegTrainConfig", *_LAZY]
+__all__ = [
+    "LevelResult",
+    "SegTrainConfig",
+    "SlideRecords",
+    "load_slide_records",
+    "prepare_run",
+    "train_level",
+    "train_segmenters",
+]

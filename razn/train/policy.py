@@ -48,8 +48,8 @@ from razn.rewards import RewardConfig
 from razn.run_config import RunConfig
 from razn.run_dir import POLICY_SECTIONS, RUNTIME_KEYS, config_differences
 from razn.train.callbacks import TqdmCallback, ZoomStatsCallback
-from razn.train.config import PolicyTrainConfig
 from razn.train.held_out import HeldOutComparison, compare_level
+from razn.training_config import PolicyTrainConfig
 
 
 @dataclass

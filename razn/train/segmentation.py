@@ -24,10 +24,10 @@ from tqdm import tqdm
 from razn.data.patches import PatchBatches, PatchSpec, SlideRecord, make_loader, validation_set
 from razn.models import create_segmenter, save_segmenter, select_device
 from razn.run_dir import RunDirectory
-from razn.train.config import SegTrainConfig
 from razn.train.losses import DiceCounter, segmentation_loss
 from razn.train.setup import SlideRecords, load_slide_records
 from razn.train.state import MetricsLog, TrainState, restore_checkpoint, save_checkpoint
+from razn.training_config import SegTrainConfig
 
 
 @dataclass(frozen=True)

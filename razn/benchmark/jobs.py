@@ -1,0 +1,126 @@
+"""What the benchmark's steps share: the job of one mode, the context, and how a job's
+outputs are keyed and its oracle built (kept apart from :mod:`razn.benchmark.runner` so that
+:mod:`razn.benchmark.segment` can use them without importing the runner back)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from razn.benchmark.config import BenchmarkConfig
+from razn.benchmark.matching import oracle_zoom
+from razn.benchmark.workers import build_slide_cache
+from razn.data.manifest import Manifest, ManifestEntry
+from razn.digest import file_sha256
+from razn.run_config import RunConfig
+from razn.run_dir import RunDirectory
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Job:
+    """One way of segmenting the test slides: a mode and its parameters."""
+
+    variant: str
+    """``clean`` or ``noisy`` (the run trained on jittered labels)."""
+    mode: str
+    lam: float | None = None
+    seed: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        """Folder name of this job's outputs."""
+        parts = [self.mode]
+        if self.lam is not None:
+            parts.append(f"lam{self.lam:g}")
+        if self.seed is not None:
+            parts.append(f"seed{self.seed}")
+        return "_".join(parts)
+
+
+@dataclass
+class Context:
+    """Everything the steps share."""
+
+    config: BenchmarkConfig
+    out: Path
+    say: Say
+    progress: bool
+    started: float = field(default_factory=time.perf_counter)
+    runs: dict[str, RunDirectory] = field(default_factory=dict)
+    configs: dict[str, RunConfig] = field(default_factory=dict)
+    """Each run's wanted config: the policies are trained with its policy sections."""
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    selected_lambda: float | None = None
+    """The default λ chosen on the ``match_split`` slides (``select_lambda``)."""
+
+    def log(self, message: str) -> None:
+        self.say(f"[{time.perf_counter() - self.started:6.0f} s] {message}")
+
+    @property
+    def clean(self) -> RunDirectory:
+        return self.runs["clean"]
+
+    @property
+    def default_lambda(self) -> float:
+        if self.config.select_lambda:
+            if self.selected_lambda is None:
+                raise RuntimeError("the default λ is chosen on the val slides after the sweep")
+            return self.selected_lambda
+        return self.clean.config.reward.lam
+
+    def policy_seed(self, seed: int) -> int | None:
+        """The ``policy.seed`` of a training seed: None for the run's own seed."""
+        return None if seed == self.clean.config.seed else seed
+
+
+def cache_path(run: RunDirectory, entry: ManifestEntry) -> Path:
+    """The (already built) reward cache of one slide."""
+    return Path(build_slide_cache(str(run.path), str(entry.slide), str(entry.mask)))
+
+
+def oracle_decider(run: RunDirectory, entry: ManifestEntry, lam: float) -> Any:
+    """The oracle of one test slide: its cached ground-truth rewards at λ = ``lam``."""
+    from envs.reward_cache import read_tables
+    from razn.engine.deciders import PlannedZoom
+
+    tables, roots = read_tables([cache_path(run, entry)])
+    rate = run.config.levels.geometry().rate
+    errors, area = [t.errors for t in tables], [t.area for t in tables]
+    reward = replace(run.config.reward, lam=float(lam))
+    zoom = oracle_zoom(
+        errors, area, reward, rate, run.config.reward_unit_area, run.config.decide_first
+    )
+    return PlannedZoom(roots[0], zoom, rate)
+
+
+def job_key(run: RunDirectory, job: Job, evaluation: dict[str, Any]) -> str:
+    """A hash of everything that decides a job's outputs (reused only when unchanged)."""
+    policy_files: list[str] = []
+    if job.mode == "razn":
+        from razn.policy.store import policy_folder
+
+        folder = policy_folder(run.policies_dir, job.lam or 0.0, job.seed)
+        policy_files = [
+            file_sha256(p)
+            for pattern in ("level_*.safetensors",)
+            for p in sorted(folder.glob(pattern))
+        ]
+    blob = {
+        "segmenters": run.info["segmenters"],
+        "mode": job.mode,
+        "lam": job.lam,
+        "seed": job.seed,
+        "params": job.params,
+        "policies": policy_files,
+        "levels": run.config.levels.downsamples,
+        **evaluation,
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
