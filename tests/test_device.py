@@ -134,3 +134,22 @@ def test_gpu_pinned_batches_and_transfer():
     probs = predict_probs(model, batch, 2, autocast=autocast_dtype(torch.device("cuda")))
     assert probs.dtype == np.float32 and probs.shape == (4, 2, 16, 16)
     np.testing.assert_array_equal(probs.argmax(1), np.ones((4, 16, 16)))
+
+
+def test_the_mixed_precision_inference_path_runs_reduced_and_keeps_the_labels():
+    """What autocast does to a real razn network, exercised on the CPU (torch's CPU autocast
+    runs bf16): the probabilities change, so the reduced path really ran, yet the classes
+    stay those of fp32 on all but a sliver of pixels. On CUDA the engine takes this path."""
+    from razn.models import create_segmenter
+    from razn.models.factory import SegmenterConfig
+
+    torch.manual_seed(0)
+    model = create_segmenter(SegmenterConfig(), 3).eval()
+    patches = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    exact = predict_probs(model, patches)
+    reduced = predict_probs(model, patches, autocast=torch.bfloat16)
+    assert reduced.dtype == np.float32 and reduced.shape == exact.shape == (2, 3, 64, 64)
+    assert np.abs(reduced - exact).max() > 0  # bf16 arithmetic happened
+    np.testing.assert_allclose(reduced.sum(axis=1), 1.0, atol=1e-5)  # softmax in fp32
+    agree = (reduced.argmax(axis=1) == exact.argmax(axis=1)).mean()
+    assert agree >= 0.99
