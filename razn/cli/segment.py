@@ -6,7 +6,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -14,6 +14,9 @@ from razn.cli.options import MPP_HELP, MppValue, UnitValues
 from razn.outputs.layout import MIN_REGION_AREA
 
 if TYPE_CHECKING:
+    from razn.engine.batch import SlideJob
+    from razn.engine.spec import EngineSpec
+    from razn.engine.zoom import ZoomEngine
     from razn.outputs.batch_table import SlideOutcome
     from razn.outputs.ome_zarr import NgffVersion
 
@@ -165,7 +168,7 @@ def command(
 
     Example: razn segment "slides/*.svs" --run runs/mine --out out --budget 0.3
     """
-    from razn.engine.batch import open_batch_table, output_lock, plan_jobs, run_jobs
+    from razn.engine.batch import plan_jobs
     from razn.engine.inputs import expand_inputs_as_given
     from razn.engine.spec import EngineSpec, cached_engine
 
@@ -207,29 +210,41 @@ def command(
         min_region_area=min_region_area,
     )
     started = time.perf_counter()
+    dask = {"workers": workers, "scheduler": scheduler, "threads": threads} if parallel else None
+    outcomes = _segment_batch(spec, engine, jobs, out_dir, dask, progress=not quiet)
+    _report_batch(outcomes, engine.decider.name, out_dir, time.perf_counter() - started)
+
+
+def _segment_batch(
+    spec: EngineSpec,
+    engine: ZoomEngine,
+    jobs: list[SlideJob],
+    out_dir: Path,
+    dask: dict[str, Any] | None,
+    progress: bool,
+) -> list[SlideOutcome]:
+    """Segment ``jobs`` under OUT's lock, in this process with ``engine`` or, with ``dask``
+    (``workers``, ``scheduler``, ``threads``), on Dask workers that build it from ``spec``."""
+    from razn.engine.batch import open_batch_table, output_lock, run_jobs
+
     with output_lock(out_dir):  # a second batch on OUT fails here, before touching anything
         table = open_batch_table(out_dir, len(jobs))
-        if not parallel:
-            outcomes = run_jobs(jobs, engine, table, progress=not quiet, on_done=_report)
-        else:
-            from razn.engine.distributed import segment_on_dask
+        if dask is None:
+            return run_jobs(jobs, engine, table, progress=progress, on_done=_report)
+        from razn.engine.distributed import segment_on_dask
 
-            outcomes = segment_on_dask(
-                spec,
-                jobs,
-                table,
-                workers=workers,
-                scheduler=scheduler,
-                on_done=_report,
-                threads=threads,
-            )
+        return segment_on_dask(spec, jobs, table, on_done=_report, **dask)
+
+
+def _report_batch(outcomes: list[SlideOutcome], mode: str, out_dir: Path, seconds: float) -> None:
+    """The batch's last line (done, skipped, failed), and the failed slides on stderr with
+    exit code 2 when any failed."""
     failed = [o for o in outcomes if o.status == "failed"]
     skipped = sum(o.status == "skipped" for o in outcomes)
     done = len(outcomes) - len(failed) - skipped
     click.echo(
         f"{done} done, {skipped} skipped, {len(failed)} failed of {len(outcomes)} slides "
-        f"with mode {engine.decider.name} in {time.perf_counter() - started:.1f} s; "
-        f"outputs in {out_dir}"
+        f"with mode {mode} in {seconds:.1f} s; outputs in {out_dir}"
     )
     if failed:
         click.echo(f"failed: {', '.join(str(o.slide) for o in failed)}", err=True)
