@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -265,12 +266,15 @@ def read_tables(paths: Sequence[Path]) -> tuple[list[LevelTable], list[np.ndarra
     """Load slide caches into memory, concatenated along the root axis."""
     import zarr
 
+    from razn.zarr_nodes import child_array
+
     per_slide, roots = [], []
     for path in paths:
         group = zarr.open_group(str(path), mode="r")
-        levels = int(group.attrs["levels"])
+        attrs: Mapping[str, Any] = group.attrs  # JSON values; "levels" was written as an int
+        levels = int(attrs["levels"])
         per_slide.append([_read_level(group[f"level{j}"]) for j in range(levels)])
-        roots.append(np.asarray(group["roots"][:]))
+        roots.append(np.asarray(child_array(group, "roots", path)[:]))
     tables = [LevelTable.concatenate([s[j] for s in per_slide]) for j in range(len(per_slide[0]))]
     return tables, roots
 

@@ -27,6 +27,7 @@ from razn.data.synth import SynthConfig, ensure_dataset
 from razn.engine import EngineConfig, ZoomEngine
 from razn.engine.batch import segment_one
 from razn.engine.modes import make_decider
+from razn.errors import MaskError
 from razn.evaluate import score_labels
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
@@ -153,14 +154,16 @@ def run_demo(
             )
     rows = []
     for entry in read_manifest(manifest).split("test"):
-        for mode, lam in _jobs(run.config.reward.lam, settings.lambdas):
+        if entry.mask is None:
+            raise MaskError("the demo scores every test slide against its mask", entry.slide)
+        for mode, job_lam in _jobs(run.config.reward.lam, settings.lambdas):
             folder = (
                 out
                 / "outputs"
-                / (mode if lam in (None, run.config.reward.lam) else f"razn_lam{lam:g}")
+                / (mode if job_lam in (None, run.config.reward.lam) else f"razn_lam{job_lam:g}")
             )
-            rows.append(segment_and_score(run, entry.slide, entry.mask, mode, folder, lam))
-            label = mode if lam is None else f"{mode} λ={lam:g}"
+            rows.append(segment_and_score(run, entry.slide, entry.mask, mode, folder, job_lam))
+            label = mode if job_lam is None else f"{mode} λ={job_lam:g}"
             say(f"[{time.perf_counter() - started:5.0f} s] {label}: {entry.slide.name} segmented")
     return rows
 

@@ -23,7 +23,7 @@ import zarr
 from razn.data.manifest import ManifestEntry, read_manifest
 from razn.data.masks import open_mask
 from razn.engine.inputs import output_name
-from razn.errors import RaznError
+from razn.errors import MaskError, RaznError
 from razn.evaluate import SegmentationScores, score_labels
 from razn.outputs.layout import LABELS, read_summary
 from razn.slide import open_slide
@@ -180,6 +180,8 @@ def _score_one(
         return item
     try:
         labels = zarr.open_array(str(folder / LABELS), mode="r")
+        if entry.mask is None:
+            raise MaskError("the slide has no mask to score against", entry.slide)
         with open_slide(entry.slide) as slide, open_mask(entry.mask, slide.dimensions) as mask:
             item.scores = score_labels(
                 labels,
@@ -198,7 +200,7 @@ def _score_one(
 def _folders_by_slide(folders: Iterable[Path]) -> dict[Path, Path]:
     """Output folders by the resolved slide path their ``summary.json`` records (two slides
     of the same name from different folders get distinct folder names)."""
-    found = {}
+    found: dict[Path, Path] = {}
     for folder in folders:
         slide = (read_summary(folder) or {}).get("slide")
         if isinstance(slide, str) and slide:

@@ -2,7 +2,7 @@
 """The README's two commands: set up (or reuse) ``.venv`` and run the demo or the tests.
 
     python3 scripts/dev.py demo    # the main job on the built-in synthetic default
-    python3 scripts/dev.py test    # ruff (lint + format check) and the test suite
+    python3 scripts/dev.py test    # ruff (lint + format check), mypy and the test suite
 
 Only the standard library is used here, so it runs on a bare Python >= 3.11. The
 virtual environment is reinstalled only when ``pyproject.toml`` or the
@@ -74,6 +74,7 @@ def run(command: list[str]) -> None:
 def run_tests(python: Path, pytest_args: list[str]) -> None:
     run([str(python), "-m", "ruff", "check", "."])
     run([str(python), "-m", "ruff", "format", "--check", "."])
+    run([str(python), "-m", "mypy"])  # razn and envs, per [tool.mypy] in pyproject.toml
     run([str(python), "-m", "pytest", *pytest_args])
 
 

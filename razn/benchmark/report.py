@@ -63,7 +63,9 @@ def write_reports(
     return targets
 
 
-def _select(rows: Sequence[dict[str, Any]], mode: str, variant: str = "clean", **match: Any):
+def _select(
+    rows: Sequence[dict[str, Any]], mode: str, variant: str = "clean", **match: Any
+) -> list[dict[str, Any]]:
     return [
         r
         for r in rows
@@ -86,7 +88,8 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def evaluate_targets(rows: Sequence[dict[str, Any]], default_lambda: float) -> list[Target]:
     """The benchmark's targets (learned zooming that earns its keep), each with its figure."""
-    razn = _select(rows, "razn", **{"lambda": default_lambda})
+    at_lambda: dict[str, Any] = {"lambda": default_lambda}  # "lambda" is a keyword
+    razn = _select(rows, "razn", **at_lambda)
     cip = _select(rows, "cip")
     curve = [r for r in _select(rows, "razn") if r.get("lambda") is not None]
     targets = [
@@ -199,7 +202,8 @@ def _oracle_target(
     rows: Sequence[dict[str, Any]], razn: Sequence[dict[str, Any]], default_lambda: float
 ) -> Target:
     text = "close to the limit: razn patches <= 1.2 x the oracle's at the same λ, Dice within 0.005"
-    oracle = _select(rows, "oracle", **{"lambda": default_lambda})
+    at_lambda: dict[str, Any] = {"lambda": default_lambda}  # "lambda" is a keyword
+    oracle = _select(rows, "oracle", **at_lambda)
     if not (razn and oracle):
         return Target(5, text, "not run", None)
     patches = float(np.mean([sum(r["patches"]) for r in razn]))

@@ -52,7 +52,7 @@ from razn.benchmark.workers import (
 from razn.config import load_config, to_dict
 from razn.data.manifest import Manifest, ManifestEntry, read_manifest, write_manifest
 from razn.data.synth import ensure_dataset
-from razn.errors import ConfigError
+from razn.errors import ConfigError, ManifestError
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
 from razn.train.policy import policies_exist
@@ -158,6 +158,8 @@ def prepare_data(ctx: Context) -> None:
 def noisy_manifest(noisy: Manifest, clean: Manifest) -> Manifest:
     """Noisy masks for training and validation, clean masks for the test slides."""
     entries = [e for e in noisy.entries if e.split != "test"] + list(clean.split("test"))
+    if noisy.path is None:
+        raise ManifestError("the noisy-label manifest was not read from a file")
     path = write_manifest(noisy.path.with_name("manifest_noisy_train.csv"), entries)
     return read_manifest(path)
 
@@ -172,6 +174,8 @@ def prepare_runs(ctx: Context, config_path: Path | None) -> None:
             raise ConfigError("run config not found", run_yaml)
         run_yaml = None  # no benchmark YAML and no configs/ here: the built-in defaults
     for variant, manifest in ctx.manifests.items():
+        if manifest.path is None:
+            raise ManifestError(f"the {variant} manifest was not read from a file")
         overrides = (*ctx.config.run_overrides, f"data.manifest={manifest.path.resolve()}")
         run_config = load_config(RunConfig, run_yaml, overrides)
         ctx.runs[variant] = RunDirectory.open_or_create(

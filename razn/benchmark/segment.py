@@ -24,6 +24,7 @@ from razn.engine import EngineConfig, ZoomEngine
 from razn.engine.batch import output_name, segment_one
 from razn.engine.deciders import Decider, RandomZoom, UncertaintyThreshold
 from razn.engine.modes import make_decider
+from razn.errors import MaskError
 from razn.evaluate import SegmentationScores, read_truth, score_labels
 from razn.models import select_device
 from razn.run_dir import RunDirectory
@@ -176,6 +177,8 @@ class _Truths:
 
     def get(self, entry: ManifestEntry) -> np.ndarray:
         if entry.slide not in self._cache:
+            if entry.mask is None:
+                raise MaskError("the slide has no mask to score against", entry.slide)
             with open_slide(entry.slide) as slide, open_mask(entry.mask, slide.dimensions) as mask:
                 self._cache[entry.slide] = read_truth(mask, self.downsample)
         return self._cache[entry.slide]

@@ -33,14 +33,14 @@ def run_tasks(
     spawned, never forked, so no torch thread pool is inherited half-initialised.
     """
     if workers <= 1 or len(tasks) <= 1:
-        results = []
+        results: list[Any] = []
         for task in tasks:
             results.append(function(*task))
             if on_done is not None:
                 on_done(task, results[-1])
         return results
     context = multiprocessing.get_context("spawn")
-    results: list[Any] = [None] * len(tasks)
+    results = [None] * len(tasks)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as pool:
         futures = {pool.submit(function, *task): i for i, task in enumerate(tasks)}
         for future in as_completed(futures):
@@ -51,8 +51,8 @@ def run_tasks(
     return results
 
 
-def train_segmenter_level(run_path: str, level: int) -> float | None:
-    """Train (or reuse) f_``level`` of the run; returns its validation mean Dice."""
+def train_segmenter_level(run_path: str, level: int) -> tuple[float, ...]:
+    """Train (or reuse) f_``level`` of the run; returns its validation Dice per class."""
     from razn.run_dir import RunDirectory
     from razn.train.segmentation import train_level
 

@@ -65,7 +65,8 @@ def check_entry(entry: ManifestEntry, class_names: Sequence[str]) -> EntryCheck:
     """Open ``entry``'s slide and mask and scan the mask's class values."""
     try:
         with open_slide(entry.slide) as slide:
-            size = tuple(slide.dimensions)
+            width, height = slide.dimensions
+            size = (width, height)
             if entry.mask is None:
                 return EntryCheck(entry, size, warning="no mask")
             with open_mask(entry.mask, slide.dimensions) as mask:

@@ -20,7 +20,7 @@ read as the fill value 0 (background), which is what areas outside tissue are.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +111,7 @@ class LabelWriter:
         canvas[top : top + h, left : left + w] = block[:h, :w]
         self.pixels_written += h * w
 
-    def write_batch(self, nodes: Sequence[Node], labels: Sequence[np.ndarray]) -> None:
+    def write_batch(self, nodes: Sequence[Node], labels: Iterable[np.ndarray]) -> None:
         """:meth:`write` for several final nodes."""
         for node, mask in zip(nodes, labels, strict=True):
             self.write(node, mask)

@@ -422,7 +422,7 @@ class _SlideRun:
         for i, node in enumerate(batch):
             children += self._log(node, bool(zoom[i]), float(probability[i]))
         breaks = np.flatnonzero(~np.asarray(zoom, bool))
-        self.writer.write_batch([batch[i] for i in breaks], labels[breaks])
+        self.writer.write_batch([batch[int(i)] for i in breaks], labels[breaks])
         self.result.timings["write"] += time.perf_counter() - start
         return children
 

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from razn.errors import OutputError
 from razn.inspection.outputs import NOT_DECIDED, SlideOutputs
 from razn.inspection.stats import (
     border_share_by_level,
@@ -103,7 +104,9 @@ def truth_figure(
     valid = expected != 255
     wrong = int(((predicted != expected) & valid).sum())
     axes.set_title(f"errors: {100 * wrong / max(int(valid.sum()), 1):.2f} % of pixels")
-    handles = [Patch(color=np.array(c) / 255, label=k) for k, c in ERROR_COLOURS.items()]
+    handles = [
+        Patch(color=(r / 255, g / 255, b / 255), label=k) for k, (r, g, b) in ERROR_COLOURS.items()
+    ]
     axes.legend(handles=handles, fontsize=8, loc="upper right")
     _label_axes(axes)
     legend = [Patch(color=CLASS_COLOURS[k] / 255, label=n) for k, n in enumerate(names) if k]
@@ -133,6 +136,8 @@ def region_figure(
     d = downsamples[level]
     side = max(1, round(size / d))
     x, y = location
+    if outputs.slide_path is None:
+        raise OutputError("summary.json names no slide", outputs.folder)
     with open_slide(outputs.slide_path) as slide:
         image = read_at_downsample(slide, (x, y), d, (side, side))
     labels = _crop_labels(outputs, location, size)
@@ -310,9 +315,10 @@ def _crop_labels(outputs: SlideOutputs, location: tuple[int, int], size: int) ->
     import zarr
 
     from razn.outputs import layout
+    from razn.zarr_nodes import child_array
 
-    group = zarr.open_group(str(outputs.folder / layout.LABELS_OME), mode="r")
-    array = group["0"]
+    path = outputs.folder / layout.LABELS_OME
+    array = child_array(zarr.open_group(str(path), mode="r"), "0", path, OutputError)
     d = outputs.output_downsample
     x0, y0 = int(location[0] // d), int(location[1] // d)
     n = max(1, round(size / d))

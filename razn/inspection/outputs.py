@@ -188,7 +188,7 @@ class _Pyramid:
 
         try:
             group = zarr.open_group(str(path), mode="r")
-            attrs = dict(group.attrs)
+            attrs: dict[str, Any] = dict(group.attrs)
             multiscales = (attrs.get("ome") or attrs)["multiscales"]
             paths = [d["path"] for d in multiscales[0]["datasets"]]
         except (OSError, KeyError, IndexError, TypeError, ValueError) as exc:

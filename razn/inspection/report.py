@@ -6,12 +6,16 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from razn.inspection import figures
 from razn.inspection.outputs import SlideOutputs
 from razn.inspection.stats import decision_statistics
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ def write_inspection(
         decision_rewards(outputs, truth, run, progress=progress) if truth is not None else None
     )
     location, size = busiest_root(outputs, decisions)
-    plan: list[tuple[str, Callable[[], object], str]] = [
+    plan: list[tuple[str, Callable[[], Figure], str]] = [
         ("zoom_map.png", lambda: figures.zoom_map_figure(outputs),
          "The thumbnail tinted by the working level at which each area was decided."),
         ("zoom_probability.png", lambda: figures.zoom_probability_figure(outputs),

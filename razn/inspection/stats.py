@@ -26,7 +26,11 @@ def decision_statistics(
     rows = []
     for level in range(num_levels - 1):
         at = decided & (levels == level)
-        row = {"level": level, "nodes": int(at.sum()), "zooms": int((at & zoomed).sum())}
+        row: dict[str, float] = {
+            "level": level,
+            "nodes": int(at.sum()),
+            "zooms": int((at & zoomed).sum()),
+        }
         row["zoom_rate"] = row["zooms"] / row["nodes"] if row["nodes"] else float("nan")
         if rewards is not None:
             known = at & ~np.isnan(rewards)

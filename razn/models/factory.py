@@ -53,6 +53,9 @@ class Segmenter(nn.Module):
     Normalisation lives inside the module so training and inference cannot disagree.
     """
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, network: nn.Module, num_classes: int):
         super().__init__()
         self.network = network

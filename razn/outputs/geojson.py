@@ -37,6 +37,7 @@ from scipy import ndimage
 
 from razn.errors import RaznError
 from razn.outputs.ome_zarr import Colour, class_colours
+from razn.zarr_nodes import child_array
 
 MAX_SIDE = 8192
 
@@ -79,12 +80,12 @@ def ome_zarr_to_geojson(
     Class names and colours come from its ``image-label`` metadata.
     """
     group = zarr.open_group(str(path), mode="r")
-    attrs = dict(group.attrs)
+    attrs: dict[str, Any] = dict(group.attrs)  # JSON metadata, checked below
     ome, razn = attrs.get("ome", attrs), attrs.get("razn", {})
     if "multiscales" not in ome or "output_downsample" not in razn:
         raise RaznError("not a razn OME-Zarr label image (no multiscales or razn metadata)", path)
     datasets = ome["multiscales"][0]["datasets"]
-    arrays = [group[d["path"]] for d in datasets]
+    arrays = [child_array(group, d["path"], path) for d in datasets]
     pick = next((k for k, a in enumerate(arrays) if max(a.shape) <= max_side), len(arrays) - 1)
     scale0 = datasets[0]["coordinateTransformations"][0]["scale"][-1]
     scale = datasets[pick]["coordinateTransformations"][0]["scale"][-1]

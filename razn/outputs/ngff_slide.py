@@ -86,7 +86,7 @@ def write_slide_image(
             levels[0][:, y0 : y0 + h, x0 : x0 + w] = np.moveaxis(rgb[:h, :w, :3], -1, 0)
     for k in range(1, len(levels)):
         _halve_into(levels[k - 1], levels[k])
-    ome = {
+    ome: dict[str, Any] = {
         "multiscales": [_multiscale(name, len(shapes), downsample, mpp, version)],
         "omero": _omero(name, version),
     }

@@ -244,7 +244,10 @@ def _write(path: str | Path, shape: tuple[int, int], read: Reader, meta: _Meta) 
             target[y0:y1, x0:x1] = source(window)  # whole chunks: no read-modify-write
         source = _halving_reader(target)
     name = path.name.removesuffix(".zarr").removesuffix(".ome")
-    ome = {"multiscales": [_multiscale(name, len(shapes), meta)], "image-label": meta.image_label}
+    ome: dict[str, Any] = {
+        "multiscales": [_multiscale(name, len(shapes), meta)],
+        "image-label": meta.image_label,
+    }
     group.attrs.update({"ome": {"version": "0.5", **ome}} if meta.version == "0.5" else ome)
     mpp = None if meta.mpp is None else [float(m) for m in meta.mpp]
     group.attrs["razn"] = {

@@ -28,6 +28,9 @@ PIXEL_KEYS = ("image", "seg")
 class ZoomFeatures(BaseFeaturesExtractor):
     """Features of a ``Dict(image, [seg,] stats)`` observation (see :mod:`razn.observation`)."""
 
+    stats_mean: torch.Tensor  # buffers, registered in __init__ with standardize_stats
+    stats_std: torch.Tensor
+
     def __init__(
         self,
         observation_space: spaces.Dict,
@@ -39,8 +42,8 @@ class ZoomFeatures(BaseFeaturesExtractor):
         stats_std: Sequence[float] | None = None,
     ):
         self.pixel_keys = [key for key in PIXEL_KEYS if key in observation_space.spaces]
-        in_channels = sum(observation_space[key].shape[0] for key in self.pixel_keys)
-        num_stats = observation_space["stats"].shape[0]
+        in_channels = sum(_leading_size(observation_space, key) for key in self.pixel_keys)
+        num_stats = _leading_size(observation_space, "stats")
         super().__init__(observation_space, features_dim=cnn_channels[-1] + stats_features)
         layers: list[nn.Module] = []
         for out_channels in cnn_channels:
@@ -69,6 +72,14 @@ class ZoomFeatures(BaseFeaturesExtractor):
         if self.standardize_stats:
             stats = (stats - self.stats_mean) / self.stats_std
         return torch.cat([self.cnn(pixels), self.stats(stats)], dim=1)
+
+
+def _leading_size(observation_space: spaces.Dict, key: str) -> int:
+    """The first dimension of observation ``key`` (channels of an image, count of stats)."""
+    shape = observation_space[key].shape
+    if shape is None:
+        raise ValueError(f"observation {key!r} has no shape")
+    return shape[0]
 
 
 def transform_stats(stats: torch.Tensor, transform: str) -> torch.Tensor:

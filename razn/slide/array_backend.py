@@ -70,6 +70,8 @@ class ArraySlide(Slide):
         """Open a zarr group written by :func:`write_zarr_slide` (arrays are read lazily)."""
         import zarr
 
+        from razn.zarr_nodes import child_array
+
         path = Path(path)
         try:
             group = zarr.open_group(str(path), mode="r")
@@ -78,15 +80,16 @@ class ArraySlide(Slide):
         names = sorted((name for name in group.array_keys() if name.isdigit()), key=int)
         if not names:
             raise SlideError("zarr group has no level arrays named 0, 1, …", path)
-        attrs = dict(group.attrs)
+        attrs: dict[str, Any] = dict(group.attrs)
+        chunks = child_array(group, names[0], path, SlideError).chunks  # (h, w, channels)
         return cls(
             [group[name] for name in names],
-            mpp=tuple(attrs["mpp"]) if attrs.get("mpp") else None,  # type: ignore[arg-type]
+            mpp=tuple(attrs["mpp"]) if attrs.get("mpp") else None,
             path=path,
             vendor=str(attrs.get("vendor", "razn-zarr")),
             objective_power=attrs.get("objective_power"),
             properties={str(k): str(v) for k, v in attrs.get("properties", {}).items()},
-            tile_size=tuple(group[names[0]].chunks[1::-1]),  # type: ignore[arg-type]
+            tile_size=(chunks[1], chunks[0]),
             mpp_override=mpp,
         )
 

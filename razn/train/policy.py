@@ -29,10 +29,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from envs.reward_cache import ensure_slide_cache, read_tables
 from envs.zoom import ZoomEnv, zoom_rewards
 from razn.config import dump_yaml, load_config
-from razn.data.manifest import read_manifest
+from razn.data.manifest import ManifestEntry
 from razn.engine.deciders import zoom_probability
 from razn.engine.progress import progress_mode, tracked
-from razn.errors import ConfigError, RaznError
+from razn.errors import ConfigError, MaskError, RaznError
 from razn.observation import ENTROPY_STAT, TISSUE_STAT, policy_view, space_inputs
 from razn.policy.budget import read_validation, validation_cost, write_validation
 from razn.policy.features import policy_kwargs, stats_normalisation
@@ -49,6 +49,7 @@ from razn.run_config import RunConfig
 from razn.run_dir import POLICY_SECTIONS, RUNTIME_KEYS, config_differences
 from razn.train.callbacks import TqdmCallback, ZoomStatsCallback
 from razn.train.held_out import HeldOutComparison, compare_level
+from razn.train.setup import check_manifest
 from razn.training_config import PolicyTrainConfig
 
 
@@ -277,7 +278,7 @@ def record_validation_cost(
 ) -> None:
     """Write what ``policies`` cost on the val slides' cached trees to ``folder``
     (:mod:`razn.policy.budget`); nothing when the manifest has no val slides."""
-    manifest = read_manifest(config.data.manifest)
+    manifest = check_manifest(config)
     if not any(manifest.split(name) for name in VALIDATION_SPLITS):
         return
     tables, _ = read_tables(build_reward_cache(run, config, progress, VALIDATION_SPLITS))
@@ -441,7 +442,7 @@ def build_reward_cache(
     """The reward caches of the slides in ``splits`` (default ``policy.splits``), built or
     reused, one per slide."""
     splits = tuple(config.policy.splits if splits is None else splits)
-    manifest = read_manifest(config.data.manifest)
+    manifest = check_manifest(config)
     entries = [e for e in manifest.entries if e.split in splits]
     if not entries:
         raise RaznError(f"no slides in splits {list(splits)}", manifest.path)
@@ -457,6 +458,12 @@ def build_reward_cache(
     mode = progress_mode(quiet=not progress)
     description = f"reward caches of the {'/'.join(splits)} slides"
     return [
-        ensure_slide_cache(e.slide, e.mask, segmenters, seg_paths, config, run.cache_dir, mode)
+        ensure_slide_cache(e.slide, _mask(e), segmenters, seg_paths, config, run.cache_dir, mode)
         for e in tracked(entries, description, mode, unit="slide")
     ]
+
+
+def _mask(entry: ManifestEntry) -> Path:
+    if entry.mask is None:
+        raise MaskError(f"slide {entry.slide} has no mask; the reward cache needs one", entry.slide)
+    return entry.mask

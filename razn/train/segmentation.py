@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from razn.data.patches import PatchBatches, PatchSpec, SlideRecord, make_loader, validation_set
-from razn.models import create_segmenter, save_segmenter, select_device
+from razn.models import Segmenter, create_segmenter, save_segmenter, select_device
 from razn.run_dir import RunDirectory
 from razn.train.losses import DiceCounter, segmentation_loss
 from razn.train.setup import SlideRecords, load_slide_records
@@ -205,7 +205,7 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 @torch.inference_mode()
 def evaluate(
-    model: torch.nn.Module,
+    model: Segmenter,
     images: np.ndarray,
     labels: np.ndarray,
     dice_weight: float,

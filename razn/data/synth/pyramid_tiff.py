@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +149,7 @@ def _tiles(
 
 
 def _tee_labels(
-    strips: Iterable[tuple[np.ndarray, np.ndarray]], sinks: list[BinaryIO], spec: PyramidSpec
+    strips: Iterable[tuple[np.ndarray, np.ndarray]], sinks: Sequence[BinaryIO], spec: PyramidSpec
 ) -> Iterator[np.ndarray]:
     """Pass the RGB of each strip on; append each mask level's samples of its labels to ``sinks``."""
     samples = [
