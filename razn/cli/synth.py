@@ -51,6 +51,13 @@ class SizeType(click.ParamType):
     "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Dataset seed."
 )
 @click.option(
+    "--classes",
+    type=click.Choice(["binary", "bach"]),
+    default=None,
+    help="binary: tumour / not tumour (the default); bach: the four classes of breast "
+    "biopsies, 0 normal, 1 benign, 2 in situ, 3 invasive. Overrides the config's classes.",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -68,23 +75,28 @@ def command(
     n_slides: int,
     size: tuple[int, int],
     seed: int,
+    classes: str | None,
     config_path: Path | None,
     overrides: tuple[str, ...],
 ) -> None:
-    """Make synthetic H&E-like slides with tumour masks and a manifest, to try razn
+    """Make synthetic H&E-like slides with label masks and a manifest, to try razn
     without data of your own.
 
     Slides are pyramidal JPEG TIFFs that OpenSlide reads (Aperio flavour, mpp and
-    objective power set); masks are uint8 pyramids (0 = not tumour, 1 = tumour). The
-    same seed, size and config give the same files. Sizes are level-0 pixels.
+    objective power set); masks are uint8 pyramids (0 = not tumour, 1 = tumour; with
+    --classes bach 0 normal, 1 benign, 2 in situ, 3 invasive). The same seed, size and
+    config give the same files. Sizes are level-0 pixels. dataset.yaml lists the class
+    names to put in a run config's data.class_names.
 
     Example: razn synth data/synth --slides 8 --size 8192x8192 --seed 0
     """
     from razn.config import load_config
     from razn.data.synth import SynthConfig, make_dataset
 
-    config = load_config(SynthConfig, config_path, overrides)
+    extra = () if classes is None else (f"classes={classes}",)
+    config = load_config(SynthConfig, config_path, (*overrides, *extra))
     manifest = make_dataset(out_dir, n_slides, size[0], size[1], seed, config, progress=True)
     folder = manifest.parent
     click.echo(f"wrote {n_slides} slide(s) of {size[0]}x{size[1]} px to {folder / 'slides'}")
     click.echo(f"masks in {folder / 'masks'}; manifest {manifest}; config {folder / 'config.yaml'}")
+    click.echo(f"classes {', '.join(f'{v} {n}' for v, n in enumerate(config.class_names))}")

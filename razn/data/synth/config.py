@@ -9,9 +9,21 @@ longer side, so every slide size gets a few islands rather than a fragment of on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from razn.config import check_range
 from razn.errors import ConfigError
+
+ClassSet = Literal["binary", "bach"]
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "binary": ("background", "tumour"),
+    # BACH / ICIAR 2018: the four classes of breast biopsies, in mask values 0-3
+    "bach": ("normal", "benign", "in_situ", "invasive"),
+}
+CLASS_COLOURS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "binary": ((0, 0, 0), (230, 30, 30)),
+    "bach": ((0, 0, 0), (30, 160, 30), (240, 170, 30), (230, 30, 30)),
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,12 @@ class SynthConfig:
 
     pyramid_min_side: int = 1000
     """Levels halve (``ceil(W / 2**k)``) until the longer side of a level is below this (px)."""
+
+    classes: ClassSet = "binary"
+    """``binary``: masks 0 = not tumour, 1 = tumour. ``bach``: the four classes of breast
+    biopsies, 0 = normal, 1 = benign (large glandular regions, telling at coarse levels),
+    2 = in situ (ducts whose crowded atypical filling needs a middle level), 3 = invasive
+    (the large regions and small foci below, whose borders and nests need fine levels)."""
 
     tissue_fraction: float = 0.45
     """Fraction of the slide area covered by tissue islands; the rest is white glass."""
@@ -59,6 +77,23 @@ class SynthConfig:
     mimic_density: float = 3.0
     """Lymphocyte aggregates per mm² of slide: normal tissue (label 0) crowded with small dark
     nuclei, which looks like tumour at coarse levels and only zooming tells apart."""
+
+    benign_fraction: float = 0.15
+    """``bach`` only: share of the tissue in large benign glandular regions."""
+
+    gland_size_um: float = 45.0
+    """``bach`` only: typical spacing of the glands (lumens lined by epithelium) inside
+    benign regions (µm)."""
+
+    duct_density: float = 4.0
+    """``bach`` only: ducts per mm² of slide (drawn on tissue only); each is either normal
+    (regular epithelium, label 0) or in situ carcinoma (atypical filling, label 2)."""
+
+    duct_radius_um: tuple[float, float] = (60.0, 150.0)
+    """``bach`` only: smallest and largest duct radius (µm, log-uniform between)."""
+
+    in_situ_share: float = 0.5
+    """``bach`` only: share of the ducts filled with atypical cells (in situ carcinoma)."""
 
     nucleus_spacing_um: float = 6.0
     """Cell size of the jittered grid that holds at most one nucleus per cell (µm)."""
@@ -105,6 +140,14 @@ class SynthConfig:
         check_range("border_width_um", self.border_width_um, 0.0, 10_000.0)
         check_range("focus_density", self.focus_density, 0.0, 1000.0)
         check_range("mimic_density", self.mimic_density, 0.0, 1000.0)
+        if self.classes not in CLASS_NAMES:
+            raise ConfigError(
+                f"classes must be one of {', '.join(CLASS_NAMES)}, got {self.classes!r}"
+            )
+        check_range("benign_fraction", self.benign_fraction, 0.0, 1.0)
+        check_range("gland_size_um", self.gland_size_um, 5.0, 10_000.0)
+        check_range("duct_density", self.duct_density, 0.0, 1000.0)
+        check_range("in_situ_share", self.in_situ_share, 0.0, 1.0)
         check_range("nucleus_spacing_um", self.nucleus_spacing_um, 1.0, 100.0)
         check_range("normal_nucleus_density", self.normal_nucleus_density, 0.0, 1.0)
         check_range("tumour_nucleus_density", self.tumour_nucleus_density, 0.0, 1.0)
@@ -115,9 +158,10 @@ class SynthConfig:
         self._check_radii()
 
     def _check_radii(self) -> None:
-        low, high = self.focus_radius_um
-        check_range("focus_radius_um[0]", low, 0.5, high)
-        check_range("focus_radius_um[1]", high, low, 5_000.0)
+        for name in ("focus_radius_um", "duct_radius_um"):
+            low, high = getattr(self, name)
+            check_range(f"{name}[0]", low, 0.5, high)
+            check_range(f"{name}[1]", high, low, 5_000.0)
         # The renderer only looks at the 2x2 cells nearest to a pixel, which is exact while a
         # nucleus (plus its half-pixel soft edge) stays within 0.7 cells of its centre.
         reach = 0.65 * self.nucleus_spacing_um
@@ -125,6 +169,16 @@ class SynthConfig:
             low, high = getattr(self, name)
             check_range(f"{name}[0]", low, 0.1, high)
             check_range(f"{name}[1]", high, low, reach)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Name of every mask value 0 … K−1 (the run config's ``data.class_names``)."""
+        return CLASS_NAMES[self.classes]
+
+    @property
+    def class_colours(self) -> tuple[tuple[int, int, int], ...]:
+        """RGB (0–255) of every mask value, as razn's outputs draw the classes."""
+        return CLASS_COLOURS[self.classes]
 
     def um_to_px(self, microns: float) -> float:
         """Convert a length in µm to level-0 pixels."""

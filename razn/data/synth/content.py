@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from razn.data.synth.bach import BachLayers
 from razn.data.synth.config import SynthConfig
 from razn.data.synth.fields import Layers, label_layers
 from razn.data.synth.layout import (
@@ -62,6 +63,11 @@ class _Stains:
     tint_h: float = 0.22  # large regions at coarse scale: more haematoxylin ...
     tint_e: float = -0.12  # ... less eosin ...
     mottle: float = 0.5  # ... and a blotchy texture of this relative strength
+    # classes: bach
+    epithelium_h: float = 0.05  # regular epithelium: its mean colour matches in situ filling
+    epithelium_e: float = 0.46
+    rim_h: float = 0.5  # a duct's myoepithelial rim: a dark band visible coarse
+    lumen_clear: float = 0.85  # share of the tissue's stain missing in an open lumen
 
 
 STAINS = _Stains()
@@ -90,7 +96,7 @@ def render_layers(
     grown = label_layers(layout, x0 - pad, y0 - pad, w + 2 * pad, h + 2 * pad)
     nuclei = paint_nuclei(layout, x0, y0, w, h, grown)
     inner = (slice(pad, pad + h), slice(pad, pad + w))
-    layers = Layers(**{name: getattr(grown, name)[inner] for name in Layers.__dataclass_fields__})
+    layers = grown.crop(inner)
     return _compose(layout, x0, y0, w, h, layers, nuclei), layers
 
 
@@ -100,22 +106,33 @@ def _compose(
     """Stain amounts of every pixel, then Beer-Lambert to uint8 RGB ``[h, w, 3]``."""
     xs = np.arange(x0, x0 + w, dtype=np.float64)
     ys = np.arange(y0, y0 + h, dtype=np.float64)
-    tumour = layers.tumour
+    tumour = layers.tumour if layers.bach is None else layers.tumour | layers.bach.in_situ
     hem = np.where(tumour, np.float32(STAINS.tumour_h), np.float32(STAINS.stroma_h))
     eos = np.where(tumour, np.float32(STAINS.tumour_e), np.float32(STAINS.stroma_e))
     eos *= _fibres(layout, xs, ys)
     tint_h, tint_e = _region_tint(layout, xs, ys, layers.tint)
     hem += tint_h
     eos += tint_e
+    if layers.bach is not None:
+        _bach_stains(layers.bach, hem, eos)
     # Nuclei replace cytoplasm where they cover it.
     keep = np.float32(1.0) - nuclei.cover
     hem = hem * keep + nuclei.stain * np.float32(STAINS.nucleus_h)
     eos = eos * keep + nuclei.cover * np.float32(STAINS.nucleus_e)
     alpha = _tissue_alpha(layout, layers.tissue_depth)
+    if layers.bach is not None:  # gland lumens are nearly empty
+        alpha = alpha * (np.float32(1.0) - np.float32(STAINS.lumen_clear) * layers.bach.lumen)
     drift_h, drift_e = _stain_drift(layout, xs, ys)
     hem *= drift_h * alpha
     eos *= drift_e * alpha
     return _to_rgb(hem, eos, alpha)
+
+
+def _bach_stains(bach: BachLayers, hem: np.ndarray, eos: np.ndarray) -> None:
+    """Cytoplasm of regular epithelium and the duct rims (``hem``, ``eos`` in place)."""
+    hem[bach.epithelium] = np.float32(STAINS.epithelium_h)
+    eos[bach.epithelium] = np.float32(STAINS.epithelium_e)
+    hem[bach.rim] += np.float32(STAINS.rim_h)
 
 
 def _region_tint(

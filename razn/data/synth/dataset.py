@@ -3,10 +3,12 @@
 Layout of ``out_dir``::
 
     slides/synth_000.tiff ...   pyramidal JPEG slides (OpenSlide: Aperio)
-    masks/synth_000_mask.tiff   uint8 masks, 0 = not tumour, 1 = tumour
+    masks/synth_000_mask.tiff   uint8 masks: 0 = not tumour, 1 = tumour (``classes: bach``:
+                                0 normal, 1 benign, 2 in situ, 3 invasive)
     manifest.csv                slide,mask,split (paths relative to out_dir)
     config.yaml                 the resolved SynthConfig (reusable with --config)
-    dataset.yaml                size, dataset seed and each slide's derived seed
+    dataset.yaml                size, dataset seed, class names and colours, and each
+                                slide's derived seed
 
 Split rule (see :func:`split_names`): slide ``i`` is train for the first ``n_train``
 indices, then val, then test. Slides are independent draws, so taking them in index
@@ -64,7 +66,15 @@ def make_dataset(
         entries.append(ManifestEntry(slide=slide, mask=mask, split=splits[i]))
         record.append({"slide": slide.name, "seed": slide_seed(seed, i), "split": splits[i]})
     dump_yaml(config, out / "config.yaml")
-    dataset = {"width": width, "height": height, "seed": seed, "slides": record}
+    dataset = {
+        "width": width,
+        "height": height,
+        "seed": seed,
+        # what a run config's data.class_names (and the outputs' colours) should say
+        "class_names": list(config.class_names),
+        "class_colours": [list(rgb) for rgb in config.class_colours],
+        "slides": record,
+    }
     (out / "dataset.yaml").write_text(yaml.safe_dump(dataset, sort_keys=False), encoding="utf-8")
     return write_manifest(out / "manifest.csv", entries)
 
@@ -135,7 +145,10 @@ def split_names(n: int, val_fraction: float = 0.15, test_fraction: float = 0.15)
     n_test = _share(n, test_fraction, minimum_n=2)
     n_val = min(_share(n, val_fraction, minimum_n=3), n - n_test)
     n_train = n - n_val - n_test
-    return ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
+    train: list[Split] = ["train"]
+    val: list[Split] = ["val"]
+    test: list[Split] = ["test"]
+    return train * n_train + val * n_val + test * n_test
 
 
 def _share(n: int, fraction: float, minimum_n: int) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from razn.data.synth.bach import BachLayers, bach_layers
 from razn.data.synth.layout import (
     STREAM_BLOB_WOBBLE,
     STREAM_BORDER,
@@ -54,7 +55,8 @@ class Layers:
     tumour: np.ndarray
     """True where the image shows tumour (regions with their fine border, and foci)."""
     mask: np.ndarray
-    """The ground-truth mask: ``tumour``, with the borders jittered when ``label_noise > 0``."""
+    """The ground-truth mask: ``tumour``, with the borders jittered when ``label_noise > 0``
+    (bool; uint8 class values with ``classes: bach``)."""
     fine_detail: np.ndarray
     """Tissue whose class needs a fine level to decide: border band, foci and mimics."""
     focus: np.ndarray
@@ -63,6 +65,14 @@ class Layers:
     """True inside lymphocyte aggregates that are not in tumour (on tissue)."""
     region: np.ndarray
     """True inside large tumour regions, with their irregular border (on tissue)."""
+    bach: BachLayers | None = None
+    """The four-class layers (``classes: bach``); then ``tumour`` is invasive carcinoma and
+    ``mask`` holds class values 0 … 3."""
+
+    def crop(self, window: tuple[slice, slice]) -> Layers:
+        """The same layers of a sub-rectangle ``[y, x]`` slices."""
+        arrays = {name: getattr(self, name)[window] for name in _ARRAYS}
+        return Layers(**arrays, bach=None if self.bach is None else self.bach.crop(window))
 
 
 def label_layers(layout: SlideLayout, x0: int, y0: int, w: int, h: int) -> Layers:
@@ -85,6 +95,10 @@ def label_layers(layout: SlideLayout, x0: int, y0: int, w: int, h: int) -> Layer
     mask = tumour
     if layout.label_noise_amplitude > 0:
         mask = _noisy_mask(layout, xs, ys, tissue, region_level, edge)
+    bach = None
+    if layout.config.classes == "bach":
+        bach = bach_layers(layout, xs, ys, tissue, tumour, wobble, edge)
+        mask = bach.classes(mask)
     return Layers(
         tissue_depth=tissue_depth,
         tint=_tint(smooth, band_amp),
@@ -94,7 +108,11 @@ def label_layers(layout: SlideLayout, x0: int, y0: int, w: int, h: int) -> Layer
         focus=focus,
         mimic=mimic,
         region=region,
+        bach=bach,
     )
+
+
+_ARRAYS = tuple(name for name in Layers.__dataclass_fields__ if name != "bach")
 
 
 def _tissue_depth(layout: SlideLayout, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -176,8 +194,12 @@ def blob_params(
     grid = blob_grid_px(layout, density)
     r_lo, r_hi = (cfg.um_to_px(r) for r in cfg.focus_radius_um)
     reach = r_hi * (1.0 + _BLOB_IRREGULARITY) + margin + 1.0
-    gx = np.arange(math.floor((x0 - reach) / grid), math.floor((x0 + w + reach) / grid) + 1)
-    gy = np.arange(math.floor((y0 - reach) / grid), math.floor((y0 + h + reach) / grid) + 1)
+    gx: np.ndarray = np.arange(
+        math.floor((x0 - reach) / grid), math.floor((x0 + w + reach) / grid) + 1
+    )
+    gy: np.ndarray = np.arange(
+        math.floor((y0 - reach) / grid), math.floor((y0 + h + reach) / grid) + 1
+    )
     gx, gy = np.meshgrid(gx, gy)
     u = [hash_uniform(gx, gy, layout.seed, stream * 64 + k) for k in range(4)]
     present = u[0] < _BLOB_CELL_OCCUPANCY
@@ -212,7 +234,7 @@ def _blobs(
         dx = np.arange(x0 + xa, x0 + xb, dtype=np.float32) - np.float32(cx)
         dy = np.arange(y0 + ya, y0 + yb, dtype=np.float32) - np.float32(cy)
         dist = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2) * np.float32(1.0 / radius)
-        limit = np.float32(1.0) + edge[ya:yb, xa:xb]
+        limit: np.ndarray = np.float32(1.0) + edge[ya:yb, xa:xb]
         if shift is not None:
             limit = limit + shift[ya:yb, xa:xb] * np.float32(1.0 / radius)
         inside[ya:yb, xa:xb] |= dist < limit

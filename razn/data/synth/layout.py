@@ -35,6 +35,9 @@ STREAM_GLOBAL = 14
 STREAM_MIMIC = 15
 STREAM_BLOB_WOBBLE = 16
 STREAM_TISSUE_EDGE = 17
+STREAM_BENIGN = 18
+STREAM_GLAND = 19
+STREAM_DUCT = 20
 
 _SAMPLES = 192  # coarse grid per axis used to pick thresholds: cheap and stable enough
 _EDGE_MARGIN = 0.06  # share of each side kept mostly free of tissue, as on a real slide
@@ -74,6 +77,9 @@ class SlideLayout:
     """The slide's haematoxylin intensity factor (about 1 +- stain_variation)."""
     stain_e: float
     """The slide's eosin intensity factor."""
+    benign_threshold: float = float("inf")
+    """``bach`` only: benign regions where the benign field exceeds this (gives
+    ``benign_fraction`` of the tissue outside invasive regions); inf: none."""
 
     @property
     def border_px(self) -> float:
@@ -100,6 +106,14 @@ def slide_layout(width: int, height: int, seed: int, config: SynthConfig) -> Sli
     slope = _median_slope(region, xs, ys, region_thr)
     tissue_slope = _median_slope(tissue, xs, ys, tissue_thr)
     stain = hash_uniform(np.array([0, 1]), np.array([0, 0]), seed, STREAM_GLOBAL)
+    benign_thr = float("inf")
+    if config.classes == "bach":
+        benign = benign_field(xs, ys, region_px, seed)
+        free = inside & (region <= region_thr)
+        benign_thr = _quantile_threshold(
+            benign[free] if free.any() else benign,
+            min(config.benign_fraction / max(1.0 - config.tumour_fraction, 1e-6), 1.0),
+        )
     return SlideLayout(
         width=width,
         height=height,
@@ -114,6 +128,7 @@ def slide_layout(width: int, height: int, seed: int, config: SynthConfig) -> Sli
         label_noise_amplitude=slope * config.um_to_px(config.label_noise),
         stain_h=1.0 + config.stain_variation * (2.0 * float(stain[0]) - 1.0),
         stain_e=1.0 + config.stain_variation * (2.0 * float(stain[1]) - 1.0),
+        benign_threshold=benign_thr,
     )
 
 
@@ -131,6 +146,11 @@ def tissue_field(
 def region_field(xs: np.ndarray, ys: np.ndarray, region_px: float, seed: int) -> np.ndarray:
     """Smooth field of large tumour regions ``[y, x]`` (tumour above the threshold)."""
     return fractal_noise(xs, ys, region_px, seed, STREAM_REGION, octaves=2, gain=0.35)
+
+
+def benign_field(xs: np.ndarray, ys: np.ndarray, region_px: float, seed: int) -> np.ndarray:
+    """``bach`` only: smooth field of large benign regions ``[y, x]`` (above the threshold)."""
+    return fractal_noise(xs, ys, 1.3 * region_px, seed, STREAM_BENIGN, octaves=2, gain=0.35)
 
 
 def _edge_penalty(coords: np.ndarray, extent: int) -> np.ndarray:

@@ -92,14 +92,24 @@ def _splat(
 
 
 def _kind_map(grown: Layers) -> np.ndarray:
-    """int8 ``[y, x]``: -1 glass, 0 normal, 1 tumour, 2 lymphocyte aggregate (mimic)."""
+    """int8 ``[y, x]``: -1 none (glass, gland lumen), 0 normal, 1 tumour, 2 lymphocyte
+    aggregate (mimic); with ``classes: bach`` also 3 regular epithelium, 4 myoepithelium
+    (duct rims), and in situ filling is tumour."""
     kinds = np.where(grown.tumour, np.int8(1), np.where(grown.mimic, np.int8(2), np.int8(0)))
+    bach = grown.bach
+    if bach is not None:
+        kinds[bach.epithelium] = 3
+        kinds[bach.rim] = 4
+        kinds[bach.in_situ & ~bach.rim] = 1
+        kinds[bach.lumen > 0.5] = -1
+        kinds[grown.tumour] = 1
     kinds[grown.tissue_depth <= 0] = -1
     return kinds
 
 
 def _kind_table(layout: SlideLayout) -> np.ndarray:
-    """float64 ``[kind, 7]``: density, radius lo/hi (px), minor/major lo/hi, darkness, rim."""
+    """float64 ``[kind, 7]`` (kinds of :func:`_kind_map`): density, radius lo/hi (px),
+    minor/major lo/hi, darkness, rim."""
     cfg = layout.config
     n_lo, n_hi = (cfg.um_to_px(r) for r in cfg.normal_nucleus_radius_um)
     t_lo, t_hi = (cfg.um_to_px(r) for r in cfg.tumour_nucleus_radius_um)
@@ -109,6 +119,9 @@ def _kind_table(layout: SlideLayout) -> np.ndarray:
             [cfg.normal_nucleus_density, n_lo, n_hi, 0.4, 1.0, 0.9, 0.1],
             [cfg.tumour_nucleus_density, t_lo, t_hi, 0.6, 0.95, 0.68, 0.45],
             [0.9, 0.9 * n_lo, 0.9 * n_hi, 0.85, 1.0, 1.1, 0.05],
+            # bach: regular epithelium (even, round, crowded) and flat dark myoepithelium
+            [0.7, n_lo, n_hi, 0.75, 1.0, 0.8, 0.1],
+            [0.95, n_lo, 1.2 * n_hi, 0.3, 0.5, 1.0, 0.0],
         ]
     )
 

@@ -17,10 +17,14 @@ from razn.errors import RaznError
 
 _CHUNK = 2048  # level-0 columns rendered at once: keeps float32 temporaries to a few MB
 
-MASK_DESCRIPTION = (
-    "razn-synth tumour mask: uint8 labels, 0 = not tumour, 1 = tumour; level k pixel [i, j] "
-    "is the level-0 label at the centre of its 2**k block"
-)
+
+def mask_description(config: SynthConfig) -> str:
+    """The mask TIFF's ImageDescription: what its values mean and how levels are sampled."""
+    values = ", ".join(f"{value} = {name}" for value, name in enumerate(config.class_names))
+    return (
+        f"razn-synth {config.classes} mask: uint8 labels, {values}; level k pixel [i, j] "
+        "is the level-0 label at the centre of its 2**k block"
+    )
 
 
 def write_synthetic_slide(
@@ -52,7 +56,7 @@ def write_synthetic_slide(
     try:
         for folder in {slide_path.parent, mask_path.parent}:
             folder.mkdir(parents=True, exist_ok=True)
-        write_pyramids(slide_path, mask_path, spec, strips, description, MASK_DESCRIPTION)
+        write_pyramids(slide_path, mask_path, spec, strips, description, mask_description(config))
     except OSError as exc:  # disk full, no permission: a user's problem, not a bug
         raise RaznError(
             f"cannot write the synthetic slide: {exc.strerror or exc}", slide_path
