@@ -45,9 +45,23 @@ class DataConfig:
     """The dataset manifest CSV (``slide,mask,split``); relative paths are from the working directory."""
     class_names: tuple[str, ...] = ("background", "tumour")
     """Name of every class value 0…K−1 in the masks (255 is ignore)."""
+    class_colours: tuple[tuple[int, int, int], ...] | None = None
+    """RGB (0–255) of every class value, as the outputs draw them (OME-Zarr label colours,
+    GeoJSON classifications, overlay); None: razn's palette."""
 
     def __post_init__(self) -> None:
         check_range("data.class_names (count)", len(self.class_names), 2, 254)
+        if self.class_colours is not None:
+            if len(self.class_colours) != len(self.class_names):
+                raise ConfigError(
+                    f"data.class_colours has {len(self.class_colours)} colours for "
+                    f"{len(self.class_names)} class names; give one per class"
+                )
+            for value, colour in enumerate(self.class_colours):
+                if not all(0 <= c <= 255 for c in colour):
+                    raise ConfigError(
+                        f"data.class_colours[{value}] must be 3 integers 0-255, got {list(colour)}"
+                    )
 
     @property
     def num_classes(self) -> int:

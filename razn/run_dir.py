@@ -39,8 +39,11 @@ from razn.run_config import RunConfig
 RUN_FORMAT = "razn-run/1"
 """The version of this layout, stored in ``run.json``; bumped when old runs cannot be read."""
 
-RUNTIME_KEYS = frozenset({"seg_train.num_workers", "seg_train.device", "seg_train.torch_threads"})
-"""Config keys that may differ when a run is continued: they change speed, not results."""
+RUNTIME_KEYS = frozenset(
+    {"seg_train.num_workers", "seg_train.device", "seg_train.torch_threads", "data.class_colours"}
+)
+"""Config keys that may differ when a run is continued: they change speed or how outputs
+are drawn, not results."""
 
 POLICY_SECTIONS = ("policy", "reward")
 """Config sections that only the zoom policies depend on (not the segmenters or caches)."""

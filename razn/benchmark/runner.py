@@ -165,6 +165,18 @@ def noisy_manifest(noisy: Manifest, clean: Manifest) -> Manifest:
 
 
 # -- 2. runs ----------------------------------------------------------------------------
+def synthetic_classes(ctx: Context) -> tuple[str, ...]:
+    """Run-config overrides naming the synthetic dataset's classes and colours (none for a
+    user's manifest, whose classes the run config names); ``run_overrides`` may still
+    change them."""
+    if ctx.config.manifest is not None:
+        return ()
+    synth = ctx.config.dataset.synth
+    names = ", ".join(synth.class_names)
+    colours = ", ".join(f"[{r}, {g}, {b}]" for r, g, b in synth.class_colours)
+    return (f"data.class_names=[{names}]", f"data.class_colours=[{colours}]")
+
+
 def prepare_runs(ctx: Context, config_path: Path | None) -> None:
     """Open (or create) the runs. Their segmenters follow the run config of the first
     benchmark; its ``policy`` and ``reward`` sections may change later (policies retrain)."""
@@ -176,7 +188,11 @@ def prepare_runs(ctx: Context, config_path: Path | None) -> None:
     for variant, manifest in ctx.manifests.items():
         if manifest.path is None:
             raise ManifestError(f"the {variant} manifest was not read from a file")
-        overrides = (*ctx.config.run_overrides, f"data.manifest={manifest.path.resolve()}")
+        overrides = (
+            *synthetic_classes(ctx),
+            *ctx.config.run_overrides,
+            f"data.manifest={manifest.path.resolve()}",
+        )
         run_config = load_config(RunConfig, run_yaml, overrides)
         ctx.runs[variant] = RunDirectory.open_or_create(
             ctx.out / "runs" / variant, run_config, policy_may_differ=True

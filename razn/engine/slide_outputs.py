@@ -22,7 +22,12 @@ from razn.outputs import layout
 from razn.outputs.geojson import ome_zarr_to_geojson, write_geojson
 from razn.outputs.layout import MIN_REGION_AREA
 from razn.outputs.ngff_slide import write_slide_image
-from razn.outputs.ome_zarr import NgffVersion, write_label_image, write_level_map
+from razn.outputs.ome_zarr import (
+    NgffVersion,
+    class_colours,
+    write_label_image,
+    write_level_map,
+)
 from razn.outputs.overlay import overlay_image, sample_labels, save_overlay, zoom_level_map
 from razn.slide import Slide, read_at_downsample
 
@@ -92,6 +97,7 @@ def write_viewer_outputs(
         d_out,
         mpp,
         class_names,
+        engine.config.data.class_colours,
         version=ngff_version,
         source_image=SOURCE_IMAGE,
     )
@@ -136,6 +142,9 @@ def write_summary(
         "patch_size": geometry.patch_size,
         "output_downsample": engine.output_downsample,
         "class_names": list(engine.config.data.class_names),
+        "class_colours": class_colours(
+            engine.config.data.num_classes, engine.config.data.class_colours
+        ),
     }
     path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
@@ -164,7 +173,12 @@ def write_overlay(path: Path, slide: Slide, engine: ZoomEngine, result: SlideRes
     sampled = sample_labels(labels, labels_downsample, size, downsample)
     extents = [engine.geometry.extent(level) for level in range(engine.geometry.num_levels)]
     level_map = zoom_level_map(result.decisions.rows, extents, size, downsample)
-    save_overlay(path, overlay_image(thumbnail, sampled, level_map, engine.geometry.downsamples))
+    data = engine.config.data
+    colours = class_colours(data.num_classes, data.class_colours)
+    save_overlay(
+        path,
+        overlay_image(thumbnail, sampled, level_map, engine.geometry.downsamples, colours),
+    )
 
 
 def _pyramid_level(path: Path, output_downsample: float, wanted: float) -> tuple[Any, float]:

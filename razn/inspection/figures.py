@@ -24,7 +24,7 @@ from razn.inspection.stats import (
     tissue_share_by_level,
     truth_on_pyramid,
 )
-from razn.outputs.overlay import CLASS_COLOURS, level_colours
+from razn.outputs.overlay import level_colours
 
 THUMBNAIL_SIDE = 1024
 ERROR_COLOURS = {"false positive": (240, 150, 0), "false negative": (40, 90, 230)}
@@ -96,7 +96,7 @@ def truth_figure(
         (("prediction", predicted), ("ground truth", expected))
     ):
         axes = figure.add_subplot(1, 3, index + 1)
-        axes.imshow(_class_rgb(labels), extent=extent)
+        axes.imshow(_class_rgb(labels, outputs.class_colours), extent=extent)
         axes.set_title(title)
         _label_axes(axes)
     axes = figure.add_subplot(1, 3, 3)
@@ -109,7 +109,8 @@ def truth_figure(
     ]
     axes.legend(handles=handles, fontsize=8, loc="upper right")
     _label_axes(axes)
-    legend = [Patch(color=CLASS_COLOURS[k] / 255, label=n) for k, n in enumerate(names) if k]
+    palette = outputs.class_colours / 255
+    legend = [Patch(color=tuple(palette[k]), label=n) for k, n in enumerate(names) if k]
     # "outside": constrained layout makes room below the panels, clear of their axis labels
     figure.legend(handles=legend, loc="outside lower center", ncol=len(legend) or 1, fontsize=8)
     figure.suptitle(f"{outputs.name}: prediction against ground truth ({outputs.mode})")
@@ -145,7 +146,7 @@ def region_figure(
     axes = figure.add_subplot()
     region = (x, x + size, y + size, y)
     axes.imshow(image, extent=region)
-    axes.imshow(_class_rgb(labels, alpha=0.35), extent=region)
+    axes.imshow(_class_rgb(labels, outputs.class_colours, alpha=0.35), extent=region)
     _draw_patch_grid(axes, outputs, location, size)
     axes.set_xlim(x, x + size)
     axes.set_ylim(y + size, y)
@@ -291,8 +292,9 @@ def _level_rgba(zoom: np.ndarray, colours: np.ndarray, alpha: float = 0.5) -> np
     return rgba
 
 
-def _class_rgb(labels: np.ndarray, alpha: float | None = None) -> np.ndarray:
-    colours = CLASS_COLOURS[np.clip(labels, 0, len(CLASS_COLOURS) - 1)] / 255
+def _class_rgb(labels: np.ndarray, palette: np.ndarray, alpha: float | None = None) -> np.ndarray:
+    """RGB(A) 0–1 of a class map; ``palette`` ``(K, 3)`` RGB 0–255 per class value."""
+    colours = palette[np.clip(labels, 0, len(palette) - 1)] / 255
     colours = np.where((labels == 255)[..., None], 0.85, colours)  # ignored: light grey
     if alpha is None:
         return colours

@@ -17,6 +17,7 @@ import numpy as np
 
 from razn.errors import OutputError
 from razn.outputs import layout
+from razn.outputs.ome_zarr import class_colours
 
 DECISION_COLUMNS = ("level", "col", "row", "x", "y", "action", "zoom_probability")
 NOT_DECIDED = 255
@@ -69,6 +70,15 @@ class SlideOutputs:
     @property
     def class_names(self) -> list[str]:
         return list(self.summary["class_names"])
+
+    @property
+    def class_colours(self) -> np.ndarray:
+        """float32 ``(K, 3)`` RGB 0–255 of every class value: the summary's colours (razn's
+        palette for outputs written before summaries held them)."""
+        colours = self.summary.get("class_colours")
+        if colours is None:
+            colours = class_colours(len(self.class_names))
+        return np.asarray(colours, np.float32).reshape(-1, 3)
 
     @property
     def working_downsamples(self) -> list[float]:

@@ -81,13 +81,16 @@ def overlay_image(
     labels: np.ndarray,
     level_map: np.ndarray,
     downsamples: Sequence[float],
+    class_colours: Sequence[Sequence[int]] | None = None,
     alpha: float = 0.45,
 ) -> np.ndarray:
     """The two panels side by side with the zoom map's legend below, ``(h + legend, 2w +
-    gap, 3)`` uint8; ``downsamples`` are the working levels' (coarsest first)."""
+    gap, 3)`` uint8; ``downsamples`` are the working levels' (coarsest first);
+    ``class_colours`` RGB (0–255) per class value, razn's palette by default."""
     base = thumbnail.astype(np.float32)
-    classes = np.clip(labels, 0, len(CLASS_COLOURS) - 1)
-    tint = CLASS_COLOURS[classes]
+    palette = CLASS_COLOURS if class_colours is None else np.asarray(class_colours, np.float32)
+    classes = np.clip(labels, 0, len(palette) - 1)
+    tint = palette[classes]
     left = np.where((labels > 0)[..., None], (1 - alpha) * base + alpha * tint, base)
     colours = level_colours(len(downsamples))
     levels = colours[np.clip(level_map, 0, len(colours) - 1)]
