@@ -305,3 +305,79 @@ def test_cli_reads_slide_dimensions_with_openslide(tmp_path: Path) -> None:
     if broken.exists():
         result = cli([str(path), "--slide", str(broken), "--out", str(out)])
         assert isinstance(result.exception, SlideError) and "broken.svs" in str(result.exception)
+
+
+# --- four classes, in and out -------------------------------------------------------
+
+FOUR = ["normal", "benign", "in_situ", "invasive"]
+FOUR_LABELS = ["--label", "Benign=1", "--label", "In situ=2", "--label", "Invasive=3"]
+
+
+def test_four_qupath_classes_round_trip_to_razn_geojson(tmp_path: Path) -> None:
+    """QuPath GeoJSON with four classifications → mask → razn's GeoJSON: the same classes
+    over the same squares (at 2 level-0 px per mask pixel)."""
+    from razn.outputs.geojson import ome_zarr_to_geojson
+    from razn.outputs.ome_zarr import write_label_image
+
+    drawn = {"Benign": (0, 0, 40, 40), "In situ": (40, 0, 80, 40), "Invasive": (0, 40, 40, 80)}
+    data = [feature([square(0, 0, 80, 80)], "Normal")]
+    data += [feature([square(*box_)], name) for name, box_ in drawn.items()]
+    path = write_json(tmp_path / "four.geojson", data)
+    out = tmp_path / "four_mask.tif"
+    args = [str(path), "--slide", "80x80", "--out", str(out), "--downsample", "2"]
+    result = cli([*args, *FOUR_LABELS, "--label", "Normal=0", "--no-default-labels"])
+    assert result.exit_code == 0, result.output
+    mask = tifffile.imread(out)
+    expected = np.zeros((40, 40), np.uint8)
+    expected[:20, :20], expected[:20, 20:], expected[20:, :20] = 1, 2, 3
+    np.testing.assert_array_equal(mask, expected)
+    labels = write_label_image(tmp_path / "l.ome.zarr", mask, 2.0, None, FOUR)
+    regions = ome_zarr_to_geojson(labels)["features"]
+    found = {f["properties"]["classification"]["name"]: f["geometry"] for f in regions}
+    assert sorted(found) == ["benign", "in_situ", "invasive"]  # class 0 is not a region
+    for name, (x0, y0, x1, y1) in zip(
+        ("benign", "in_situ", "invasive"), drawn.values(), strict=True
+    ):
+        assert found[name]["type"] == "Polygon"
+        xs, ys = zip(*found[name]["coordinates"][0], strict=True)
+        assert (min(xs), min(ys), max(xs), max(ys)) == (x0, y0, x1, y1)
+
+
+ASAP_FOUR = """<?xml version="1.0"?>
+<ASAP_Annotations><Annotations>
+{}
+</Annotations></ASAP_Annotations>
+"""
+
+
+def asap_square(group: str, x0: int, y0: int, x1: int, y1: int) -> str:
+    corners = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+    points = "".join(
+        f'<Coordinate Order="{i}" X="{x}" Y="{y}" />' for i, (x, y) in enumerate(corners)
+    )
+    return (
+        f'<Annotation Name="a" Type="Polygon" PartOfGroup="{group}">'
+        f"<Coordinates>{points}</Coordinates></Annotation>"
+    )
+
+
+def test_four_asap_groups_and_an_unknown_one_named_in_one_line(tmp_path: Path) -> None:
+    squares = [
+        asap_square("Benign", 0, 0, 20, 20),
+        asap_square("In situ", 20, 0, 40, 20),
+        asap_square("Invasive", 0, 20, 20, 40),
+    ]
+    path = tmp_path / "four.xml"
+    path.write_text(ASAP_FOUR.format("\n".join(squares)))
+    out = tmp_path / "m.tif"
+    result = cli([str(path), "--slide", "40x40", "--out", str(out), *FOUR_LABELS])
+    assert result.exit_code == 0, result.output
+    mask = tifffile.imread(out)
+    assert [int(mask[5, 5]), int(mask[5, 25]), int(mask[25, 5]), int(mask[25, 25])] == [1, 2, 3, 0]
+    path.write_text(
+        ASAP_FOUR.format("\n".join([*squares, asap_square("Necrosis", 20, 20, 40, 40)]))
+    )
+    result = cli([str(path), "--slide", "40x40", "--out", str(out), *FOUR_LABELS])
+    assert isinstance(result.exception, AnnotationError)
+    message = str(result.exception)
+    assert "Necrosis" in message and "four.xml" in message and "\n" not in message

@@ -82,9 +82,12 @@ def command(
 ) -> None:
     """Turn drawn annotations (QuPath GeoJSON or ASAP XML) into a label mask for training.
 
-    A mask pixel takes the label of the polygon containing its centre. Polygons
-    with a nonzero label are drawn first and label-0 exclusions (CAMELYON16 "_2")
-    last; holes stay unfilled. Default labels: Tumor/tumor/Tumour/_0/_1 = 1, _2 = 0.
+    A mask pixel takes the label of the polygon containing its centre. Larger
+    polygons are drawn first, so one drawn inside another wins (a lesion inside a
+    Normal region, a CAMELYON16 "_2" exclusion inside tumour); holes stay unfilled.
+    Default labels: Tumor/tumor/Tumour/_0/_1 = 1, _2 = 0. Several classes: one
+    --label per class name (e.g. BACH: --label Benign=1 --label "In situ=2"
+    --label Invasive=3); a class without a label is an error naming it.
 
     Example: razn rasterize slide_1.geojson --slide slide_1.svs --out slide_1_mask.tif --downsample 4
     """

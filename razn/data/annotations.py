@@ -5,9 +5,10 @@ convention: mask pixel ``[i, j]`` at downsample ``d`` covers level-0
 ``[j·d, (j+1)·d) × [i·d, (i+1)·d)`` and takes a polygon's label when its centre
 ``((j+0.5)·d, (i+0.5)·d)`` is inside the polygon (see :mod:`razn.data.masks.polygons`).
 
-Drawing order: polygons whose label is nonzero are painted first, in file order;
-polygons labelled 0 (exclusions, e.g. CAMELYON16 group ``_2``) are painted last,
-so they carve background out of the tumour around them. A hole is simply not
+Drawing order: larger polygons first (by the area of their exterior ring), so a polygon
+drawn inside another wins over it, whatever the labels — a lesion inside a "Normal"
+region, an in situ duct inside a benign one, a CAMELYON16 exclusion (group ``_2``,
+label 0) inside the tumour around it. Equal areas keep file order. A hole is simply not
 painted by its polygon: it shows whatever lies beneath (background, unless another
 polygon covers it — such as one drawn inside the hole).
 """
@@ -322,7 +323,7 @@ def rasterize_to_tiff(
 def _shapes(
     annotations: Sequence[Annotation], label_map: Mapping[str, int] | None, skip_unknown: bool
 ) -> list[Shape]:
-    """Shapes in drawing order: nonzero labels first (file order), then label-0 exclusions."""
+    """Shapes in drawing order: larger exteriors first, so nested polygons win (stable)."""
     labels = dict(DEFAULT_LABEL_MAP if label_map is None else label_map)
     _check_label_map(labels)
     unknown = [a for a in annotations if a.class_name not in labels]
@@ -333,12 +334,15 @@ def _shapes(
             "the label map (--label NAME=VALUE) or skip unknown classes",
             unknown[0].source,
         )
-    shapes = [
-        make_shape(labels[a.class_name], (a.exterior, *a.holes))
-        for a in annotations
-        if a.class_name in labels
-    ]
-    return sorted(shapes, key=lambda s: s.value == 0)  # stable: keeps file order within
+    known = [a for a in annotations if a.class_name in labels]
+    known.sort(key=lambda a: -ring_area(a.exterior))  # stable: equal areas keep file order
+    return [make_shape(labels[a.class_name], (a.exterior, *a.holes)) for a in known]
+
+
+def ring_area(ring: np.ndarray) -> float:
+    """Area (level-0 px²) enclosed by a ring of ``(x, y)`` points (shoelace formula)."""
+    x, y = ring[:, 0], ring[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def _check_label_map(labels: Mapping[str, int]) -> None:
