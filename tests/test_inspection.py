@@ -24,6 +24,7 @@ from razn.inspection.outputs import NOT_DECIDED
 from razn.inspection.stats import (
     border_pixels,
     border_share_by_level,
+    class_share_by_level,
     decision_statistics,
     tissue_share_by_level,
 )
@@ -135,6 +136,19 @@ def test_area_shares_of_tissue_and_tumour_border():
     assert border.sum() == 7  # the three tumour pixels, their left neighbours and (3, 3)
     # decided border pixels: (0,2),(0,3),(1,2),(1,3) at level 1; (2,2),(2,3) at level 2
     assert border_share_by_level(zoom, truth, 3) == pytest.approx([0.0, 4 / 6, 2 / 6])
+
+
+def test_area_and_border_shares_per_class():
+    zoom = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2], [NOT_DECIDED] * 4], np.uint8)
+    truth = np.array([[1, 1, 0, 3], [1, 1, 0, 3], [2, 2, 0, 3], [2, 2, 0, 0]], np.uint8)
+    # class 1 all at level 0; class 2's decided pixels (row 2) at level 2; class 3 split 2:1
+    assert class_share_by_level(zoom, truth, 1, 3) == pytest.approx([1.0, 0.0, 0.0])
+    assert class_share_by_level(zoom, truth, 2, 3) == pytest.approx([0.0, 0.0, 1.0])
+    assert class_share_by_level(zoom, truth, 3, 3) == pytest.approx([0.0, 2 / 3, 1 / 3])
+    # class 1's border pixels: (0,1), (1,0), (1,1) — all decided at level 0
+    assert border_share_by_level(zoom, truth, 3, 1) == pytest.approx([1.0, 0.0, 0.0])
+    # class 3 is all border (its neighbours are 0): 2 of its 3 decided pixels at level 1
+    assert border_share_by_level(zoom, truth, 3, 3) == pytest.approx([0.0, 2 / 3, 1 / 3])
 
 
 def test_every_figure_draws(outputs, demo_test_entry, tmp_path):

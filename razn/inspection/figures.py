@@ -20,6 +20,7 @@ from razn.errors import OutputError
 from razn.inspection.outputs import NOT_DECIDED, SlideOutputs
 from razn.inspection.stats import (
     border_share_by_level,
+    class_share_by_level,
     decision_statistics,
     tissue_share_by_level,
     truth_on_pyramid,
@@ -181,26 +182,35 @@ def decision_statistics_figure(outputs: SlideOutputs, rewards: np.ndarray | None
 
 
 def area_by_level_figure(outputs: SlideOutputs, truth: str | Path | None = None) -> Figure:
-    """Share of the tissue (and, with ground truth, of the tumour border) decided per level."""
+    """Share of the tissue decided per level; with ground truth also each foreground
+    class's area and border (where the classes needed their zoom)."""
     level = outputs.level_for_size(4096)
     zoom = outputs.zoom_map(level)
     num_levels = len(outputs.working_downsamples)
-    series = {"all tissue": tissue_share_by_level(zoom, num_levels)}
+    panels = {"area": {"all tissue": tissue_share_by_level(zoom, num_levels)}}
     if truth is not None:
         expected = truth_on_pyramid(outputs, truth, level)
-        series["tumour border"] = border_share_by_level(zoom, expected, num_levels)
-    figure = Figure(figsize=(6.5, 4), dpi=110, layout="constrained")
-    axes = figure.add_subplot()
+        names = outputs.class_names
+        panels["border"] = {}
+        for value, name in enumerate(names[1:], start=1):
+            panels["area"][name] = class_share_by_level(zoom, expected, value, num_levels)
+            panels["border"][f"{name} border"] = border_share_by_level(
+                zoom, expected, num_levels, value
+            )
+    figure = Figure(figsize=(6.5, 3.2 * len(panels) + 0.8), dpi=110, layout="constrained")
     x = np.arange(num_levels)
-    width = 0.8 / len(series)
-    for i, (name, shares) in enumerate(series.items()):
-        bars = axes.bar(x + (i - (len(series) - 1) / 2) * width, shares, width, label=name)
-        axes.bar_label(bars, [f"{100 * s:.0f} %" for s in shares], fontsize=7)
-    axes.set_xticks(x, [f"level {k}\n×{d:g}" for k, d in enumerate(outputs.working_downsamples)])
-    axes.set_ylabel("share of area decided here")
-    axes.set_ylim(0, 1.1)
-    axes.legend(fontsize=8)
-    axes.set_title(f"{outputs.name}: where the area was decided")
+    ticks = [f"level {k}\n×{d:g}" for k, d in enumerate(outputs.working_downsamples)]
+    for row, (what, series) in enumerate(panels.items()):
+        axes = figure.add_subplot(len(panels), 1, row + 1)
+        width = 0.8 / len(series)
+        for i, (name, shares) in enumerate(series.items()):
+            bars = axes.bar(x + (i - (len(series) - 1) / 2) * width, shares, width, label=name)
+            axes.bar_label(bars, [f"{100 * s:.0f} %" for s in shares], fontsize=7)
+        axes.set_xticks(x, ticks)
+        axes.set_ylabel(f"share of {what} decided here")
+        axes.set_ylim(0, 1.15)
+        axes.legend(fontsize=8, ncol=min(len(series), 4))
+    figure.suptitle(f"{outputs.name}: where the area was decided")
     return figure
 
 

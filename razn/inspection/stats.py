@@ -66,12 +66,29 @@ def border_pixels(truth: np.ndarray) -> np.ndarray:
     return border & (truth != 255)
 
 
-def border_share_by_level(zoom_map: np.ndarray, truth: np.ndarray, num_levels: int) -> list[float]:
-    """Share of the decided tumour-border area that was decided at each working level."""
-    border = border_pixels(truth) & (zoom_map != NOT_DECIDED)
-    total = int(border.sum())
+def border_share_by_level(
+    zoom_map: np.ndarray, truth: np.ndarray, num_levels: int, value: int | None = None
+) -> list[float]:
+    """Share of the decided class-border area that was decided at each working level;
+    ``value``: only the border pixels of that class (all borders by default)."""
+    border = border_pixels(truth)
+    if value is not None:
+        border &= truth == value
+    return _shares(zoom_map, border, num_levels)
+
+
+def class_share_by_level(
+    zoom_map: np.ndarray, truth: np.ndarray, value: int, num_levels: int
+) -> list[float]:
+    """Share of class ``value``'s decided area (by ``truth``) decided at each working level."""
+    return _shares(zoom_map, truth == value, num_levels)
+
+
+def _shares(zoom_map: np.ndarray, where: np.ndarray, num_levels: int) -> list[float]:
+    where = where & (zoom_map != NOT_DECIDED)
+    total = int(where.sum())
     return [
-        float((border & (zoom_map == k)).sum() / total) if total else 0.0 for k in range(num_levels)
+        float((where & (zoom_map == k)).sum() / total) if total else 0.0 for k in range(num_levels)
     ]
 
 
