@@ -6,7 +6,7 @@ patches and, under each, the ``n × n`` grid of its descendants at that level
 block ``[k, r·y : r·y + r, r·x : r·x + r]`` at level ``j + 1``, so summing over
 children is a reshape.
 
-Reward (``method.md``): zooming a node is worth the errors it removes minus what it
+Reward (``docs/method.md``): zooming a node is worth the errors it removes minus what it
 costs, ``(err_break − err_zoom) / A − λ · cost_zoom``; breaking is worth 0.
 ``err`` counts misclassified, non-ignored pixels at the evaluation resolution, and
 ``A`` is one **fixed unit of area for every level**: the pixels of one finest-level
@@ -196,7 +196,7 @@ def oracle_rewards(
     """The reward of zooming every node when the levels below follow the oracle.
 
     The oracle zooms exactly where this reward is positive, decided from level m−1 up to
-    0 (each level assuming the oracle below it): the upper bound of ``method.md``.
+    0 (each level assuming the oracle below it): the upper bound of ``docs/method.md``.
 
     Args:
         errors: per level, f_j's misclassified pixels at each node, ``(R, n, n)``.

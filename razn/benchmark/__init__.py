@@ -1,4 +1,4 @@
-"""``razn benchmark``: razn against every baseline of ``method.md`` on held-out slides.
+"""``razn benchmark``: razn against every baseline of ``docs/method.md`` on held-out slides.
 
 Modules: ``config`` (what is measured), ``matching`` (oracle decisions and compute-matched
 baselines over cached zoom trees), ``workers`` (training side by side), ``runner``

@@ -36,7 +36,7 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    """One benchmark: every mode of ``method.md`` on the held-out test slides."""
+    """One benchmark: every mode of ``docs/method.md`` on the held-out test slides."""
 
     name: str = "benchmark"
     dataset: DatasetSpec = field(default_factory=DatasetSpec)

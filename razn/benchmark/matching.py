@@ -6,7 +6,7 @@ A node is *reached* when every ancestor zoomed; the engine then segments it if i
 holds tissue (``stats[..., TISSUE_STAT] > 0``).
 
 * :func:`razn.rewards.oracle_zoom` (re-exported) — zoom exactly where the reward from
-  ground truth is positive, bottom-up (the upper bound of ``method.md``).
+  ground truth is positive, bottom-up (the upper bound of ``docs/method.md``).
 * :func:`zoom_shares` — the share of reached tissue nodes a decider zooms, per level.
 * :func:`matched_thresholds` — per-level entropy thresholds with which ``uncertainty``
   zooms the same share of the nodes *it* reaches as razn did of the nodes razn reached;

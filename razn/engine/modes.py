@@ -1,4 +1,4 @@
-"""Segmentation modes by name: ``razn`` and the baselines of ``method.md``.
+"""Segmentation modes by name: ``razn`` and the baselines of ``docs/method.md``.
 
 | mode | decider |
 |---|---|
