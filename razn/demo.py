@@ -129,7 +129,8 @@ def run_demo(
     settings: DemoSettings = DemoSettings(),
 ) -> list[DemoRow]:
     """Run the demo into ``out`` and return its table (see the module docstring)."""
-    from razn.train.policy import policies_exist, train_policies
+    from razn.train.policy import train_policies
+    from razn.train.policy_files import policies_exist
     from razn.train.segmentation import train_segmenters
 
     started = time.perf_counter()

@@ -30,7 +30,8 @@ def main() -> None:
     from envs.reward_cache import read_tables
     from envs.zoom import ZoomEnv
     from razn.run_dir import RunDirectory
-    from razn.train.policy import build_reward_cache, train_level
+    from razn.train.policy import train_level
+    from razn.train.reward_caches import build_reward_cache
 
     run = RunDirectory.open(args.run)
     config = run.config
@@ -56,12 +57,11 @@ def main() -> None:
             env.reset()
     raw = args.steps / (time.perf_counter() - started)
     print(f"level {level}: {env.num_patches} cached patches; raw env.step: {raw:,.0f} steps/s")
-    settings = replace(config.policy, timesteps=args.ppo_steps)
+    config = replace(config, policy=replace(config.policy, timesteps=args.ppo_steps))
     started = time.perf_counter()
-    train_level(tables, level, {}, settings, config.reward, config.observation,
-                geometry.rate, 0, Path("/tmp/razn-bench-env-log"))  # fmt: skip
+    train_level(tables, level, {}, config, 0, Path("/tmp/razn-bench-env-log"))
     ppo = args.ppo_steps / (time.perf_counter() - started)
-    print(f"PPO training (n_envs={settings.n_envs}, incl. updates): {ppo:,.0f} steps/s")
+    print(f"PPO training (n_envs={config.policy.n_envs}, incl. updates): {ppo:,.0f} steps/s")
 
 
 if __name__ == "__main__":

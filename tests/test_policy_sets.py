@@ -13,7 +13,7 @@ from razn.errors import CheckpointError, ConfigError
 from razn.policy.store import policy_folder, policy_path, record_digest
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
-from razn.train.policy import policies_exist
+from razn.train.policy_files import policies_exist
 
 
 def _config(**policy: object) -> RunConfig:

@@ -55,7 +55,7 @@ from razn.data.synth import ensure_dataset
 from razn.errors import ConfigError, ManifestError
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
-from razn.train.policy import policies_exist
+from razn.train.policy_files import policies_exist
 from razn.train.segmentation import format_dice
 
 
@@ -272,7 +272,7 @@ def train_policy_sets(ctx: Context, wanted: list[tuple[str, float, int | None]])
             lambda task, reports: log_policy_set(ctx, task, reports),
         )
     from razn.policy.store import policy_folder
-    from razn.train.policy import ensure_validation_cost
+    from razn.train.validation_cost import ensure_validation_cost
 
     for variant, lam, seed in wanted:  # sets trained before validation costs were recorded
         run = ctx.runs[variant]
@@ -383,7 +383,7 @@ def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
     """``uncertainty`` and ``random`` jobs matched, per seed, to razn at the default λ."""
     from envs.reward_cache import read_tables
     from razn.policy.store import load_policies, policy_folder
-    from razn.train.policy import policy_decisions
+    from razn.train.policy_reports import policy_decisions
 
     run = ctx.clean
     entries = ctx.manifests["clean"].split(ctx.config.match_split)

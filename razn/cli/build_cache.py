@@ -25,7 +25,7 @@ def command(run_path: Path, quiet: bool) -> None:
     Example: razn build-cache --run runs/mine
     """
     from razn.run_dir import RunDirectory
-    from razn.train.policy import build_reward_cache
+    from razn.train.reward_caches import build_reward_cache
 
     started = time.perf_counter()
     run = RunDirectory.open(run_path)

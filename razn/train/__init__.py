@@ -1,5 +1,5 @@
 """Training: the per-level segmentation networks f_0 … f_m (and the zoom policies, in
-:mod:`razn.train.policy`).
+:mod:`razn.train.policy` and the modules beside it).
 
 Public API::
 

@@ -12,9 +12,17 @@ entropy tells.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from envs.reward_cache import LevelTable
+from envs.zoom import zoom_rewards
+from razn.observation import ENTROPY_STAT, TISSUE_STAT
+from razn.run_config import RunConfig
+from razn.train.policy_reports import policy_decisions
 
 
 @dataclass(frozen=True)
@@ -60,4 +68,26 @@ def compare_level(
         uncertainty=float(values[by_entropy[:k]].sum()),
         random=float(values.mean() * k) if values.size else 0.0,
         oracle=float(values[values > 0].sum()),
+    )
+
+
+def judge_held_out(
+    policy: Any,
+    tables: Sequence[LevelTable],
+    level: int,
+    zoom: dict[int, np.ndarray],
+    config: RunConfig,
+) -> HeldOutComparison:
+    """Compare ``policy`` (g_``level``) with the baselines on held-out cached ``tables``;
+    records its decisions in ``zoom`` for the level above."""
+    observations = tables[level].observations
+    probabilities = policy_decisions(policy, observations)
+    rate = config.levels.geometry().rate
+    rewards = zoom_rewards(
+        tables, level, rate, zoom, config.reward, config.reward_unit_area, config.decide_first
+    )
+    stats = observations["stats"]
+    zoom[level] = probabilities > 0.5
+    return compare_level(
+        level, probabilities, rewards, stats[..., ENTROPY_STAT], stats[..., TISSUE_STAT] > 0
     )
