@@ -41,8 +41,26 @@ def test_train_writes_segmenters_and_policies(trained_run):
     assert list(run.joinpath("cache").glob("*.zarr"))  # the reward cache was built
 
 
-@pytest.mark.parametrize("mode", ["razn", "ud", "cip", "fixed-1"])
-def test_segment_writes_the_documented_layout(trained_run, mode):
+def _decision_counts(out, num_levels: int) -> dict[str, list[int]]:
+    """Rows of decisions.csv per action and level."""
+    counts = {action: [0] * num_levels for action in ("break", "zoom", "empty")}
+    lines = (out / "decisions.csv").read_text(encoding="utf-8").splitlines()
+    for line in lines[1:]:
+        level, _, _, _, _, action, _ = line.split(",")
+        counts[action][int(level)] += 1
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("mode", "segmented_levels"),
+    [("razn", None), ("ud", {0}), ("cip", {2}), ("fixed-1", {1})],
+)
+def test_every_mode_writes_the_layout_and_segments_exactly_its_breaks(
+    trained_run, mode, segmented_levels
+):
+    """The documented files, and image-first accounting: a patch is segmented where (and
+    only where) its node breaks, a zoom's r² children are the next level's nodes, and the
+    zoom map shows exactly the levels that broke."""
     result, out = _segment(trained_run, mode)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
@@ -61,12 +79,23 @@ def test_segment_writes_the_documented_layout(trained_run, mode):
     for key in ("mode", "seconds", "patches", "level0_pixels_read", "timings"):
         assert key in summary
     assert set(summary["timings"]) >= {"read", "segment", "policy", "write"}
-    labels = zarr.open_array(str(out / "labels.zarr"), mode="r")
+    labels = zarr.open_array(str(out / "labels.zarr"), mode="r")[:]
     assert labels.shape == (576, 640) and labels.dtype == np.uint8
-    if mode == "cip":
-        assert summary["patches"][:2] == [0, 0] and summary["patches"][2] > 0
-    if mode == "ud":
-        assert summary["patches"][1:] == [0, 0]
+    assert set(np.unique(labels).tolist()) <= {0, 1}
+    counts = _decision_counts(out, 3)
+    assert summary["patches"] == counts["break"]
+    assert summary["zoomed"] == counts["zoom"]
+    assert summary["nodes"] == [
+        b + z + e for b, z, e in zip(counts["break"], counts["zoom"], counts["empty"], strict=True)
+    ]
+    for level in (1, 2):  # every zoom has r² = 4 children, visited one level down
+        assert summary["nodes"][level] == 4 * counts["zoom"][level - 1]
+    assert counts["zoom"][2] == 0  # the finest level only segments
+    if segmented_levels is not None:
+        assert {k for k in range(3) if counts["break"][k]} == segmented_levels
+    zoom_map = zarr.open_group(str(out / "slide.ome.zarr/labels/zoom_levels"), mode="r")["0"]
+    decided = set(np.unique(zoom_map[:]).tolist()) - {255}
+    assert decided == {k for k in range(3) if counts["break"][k]}
 
 
 def test_a_bad_slide_is_reported_and_the_batch_goes_on(trained_run, tmp_path):
