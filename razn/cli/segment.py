@@ -75,7 +75,17 @@ if TYPE_CHECKING:
     type=click.Choice(["auto", "bf16", "fp16", "fp32"]),
     default="auto",
     show_default=True,
-    help="Network precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32.",
+    help="Network precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32 "
+    "(bf16 with --backend openvino).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "openvino"]),
+    default="torch",
+    show_default=True,
+    help="How the segmenters run: torch, or openvino (CPU only, several times faster; "
+    "pip install 'razn[openvino]'). The OpenVINO graph is made from the run's weights once "
+    "and kept beside them.",
 )
 @click.option(
     "--batch-size",
@@ -144,6 +154,7 @@ def command(
     zoom_probability: float | tuple[float, ...] | None,
     device: str,
     precision: str,
+    backend: str,
     batch_size: int,
     threads: int | None,
     output_downsample: float | None,
@@ -187,6 +198,7 @@ def command(
         seed=seed,
         device=device,
         precision=precision,
+        backend=backend,
         batch_size=batch_size,
         output_downsample=output_downsample,
         budget=budget,

@@ -38,6 +38,8 @@ class EngineSpec:
     device: str = "auto"
     precision: str = "auto"
     batch_size: int = 16
+    backend: str = "torch"
+    """Inference backend of the segmenters (:data:`razn.models.backends.BACKENDS`)."""
     output_downsample: float | None = None
     budget: float | None = None
     """Mode razn: at most this share of cip's patches, mapped to λ by the run's validation
@@ -52,6 +54,7 @@ class EngineSpec:
         """Load the run's networks onto the device and make the engine."""
         from razn.engine.modes import make_decider
         from razn.models import select_device
+        from razn.models.backends import check_backend, openvino_predictor
         from razn.run_dir import RunDirectory
 
         device = select_device(self.device)  # first: a missing GPU fails before any loading
@@ -74,7 +77,17 @@ class EngineSpec:
             precision=self.precision,
             count_cip_patches=self.budget is not None,
         )
-        return ZoomEngine(segmenters, decider, self.run_config(run.config), config)
+        predictors = None
+        check_backend(self.backend, device)
+        if self.backend == "openvino":
+            patch_size = run.config.levels.patch_size
+            predictors = [
+                openvino_predictor(
+                    model, run.segmenter_path(level), patch_size, self.batch_size, self.precision
+                )
+                for level, model in enumerate(segmenters)
+            ]
+        return ZoomEngine(segmenters, decider, self.run_config(run.config), config, predictors)
 
     def run_config(self, config: RunConfig) -> RunConfig:
         """The run's config with this spec's tissue detection settings."""
@@ -103,6 +116,7 @@ class EngineSpec:
             if self.mode == "razn"
             else None,
             "run": str(Path(self.run).resolve()),
+            "backend": self.backend,
             # what segmentation depends on beyond the run: --resume redoes other settings
             "tissue": {
                 "method": engine.config.tissue.method,

@@ -33,7 +33,8 @@ from razn.engine.reader import PatchReader
 from razn.engine.stitch import LabelWriter
 from razn.errors import ConfigError, InferenceError
 from razn.geometry import Node
-from razn.models import Segmenter, predict_probs, tissue_labels
+from razn.models import Segmenter, tissue_labels
+from razn.models.backends import Predictor, torch_predictor
 from razn.models.device import PRECISIONS, autocast_dtype
 from razn.observation import channels_first, image_observations, make_observations
 from razn.run_config import RunConfig
@@ -140,7 +141,10 @@ class ZoomEngine:
         decider: Decider,
         config: RunConfig,
         engine: EngineConfig | None = None,
+        predictors: Sequence[Predictor] | None = None,
     ):
+        """``predictors`` run f_0 … f_m (default: the ``segmenters`` in eager torch); another
+        inference backend (:mod:`razn.models.backends`) gives its own."""
         self.geometry = config.levels.geometry()
         if len(segmenters) != self.geometry.num_levels:
             raise ValueError(f"need {self.geometry.num_levels} segmenters, got {len(segmenters)}")
@@ -150,6 +154,12 @@ class ZoomEngine:
         self.settings = engine or EngineConfig()
         self.device = next(self.segmenters[0].parameters()).device
         self.autocast = autocast_dtype(self.device, self.settings.precision)
+        if predictors is None:
+            size = self.settings.batch_size
+            predictors = [torch_predictor(m, size, self.autocast) for m in self.segmenters]
+        if len(predictors) != self.geometry.num_levels:
+            raise ValueError(f"need {self.geometry.num_levels} predictors, got {len(predictors)}")
+        self.predictors = list(predictors)
 
     @property
     def output_downsample(self) -> float:
@@ -399,8 +409,7 @@ class _SlideRun:
     def _segment(self, level: int, batch: Sequence[Node], patches: np.ndarray) -> np.ndarray:
         """f_i's class probabilities for the patches of ``batch``, ``(N, K, P, P)``."""
         start = time.perf_counter()
-        model, batch_size = self.engine.segmenters[level], self.engine.settings.batch_size
-        probs = predict_probs(model, patches, batch_size, autocast=self.engine.autocast)
+        probs = self.engine.predictors[level](patches)
         self.result.timings["segment"] += time.perf_counter() - start
         self._check_finite(probs, f"segmenter f_{level}", level, batch)
         self.result.patches[level] += len(batch)
