@@ -2,6 +2,7 @@
 
     python scripts/bench_engine.py                          # both configs, 4096² slide
     python scripts/bench_engine.py --size 8192 --threads 1 --work /tmp/bench_engine
+    python scripts/bench_engine.py --backends torch openvino
 
 Makes (or reuses) one synthetic slide of SIZE² in WORK, segments it in cip mode with each
 config's geometry and network (random weights: speed does not depend on them), warm and in
@@ -40,6 +41,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument(
+        "--backends", nargs="+", default=["torch"], choices=["torch", "openvino"],
+        help="inference backends to measure (each config under each)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -52,10 +57,12 @@ def main(argv: list[str]) -> int:
     for name in args.configs:
         path, overrides = CONFIGS[name]
         config = load_config(RunConfig, path, overrides)
-        costs.append(
-            measure_engine_cost(name, slide, config, args.work, batch_size=args.batch_size)
-        )
-        print(f"{name}: {json.dumps(costs[-1].as_dict())}", flush=True)
+        for backend in args.backends:
+            cost = measure_engine_cost(
+                name, slide, config, args.work, batch_size=args.batch_size, backend=backend
+            )
+            costs.append(cost)
+            print(f"{cost.config}: {json.dumps(cost.as_dict())}", flush=True)
     print(format_table(costs))
     record = [c.as_dict() for c in costs]
     (args.work / "engine_cost.json").write_text(json.dumps(record, indent=2), encoding="utf-8")

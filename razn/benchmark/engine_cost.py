@@ -25,8 +25,9 @@ from razn.engine import EngineConfig, ZoomEngine
 from razn.engine.modes import make_decider
 from razn.engine.slide_outputs import write_slide_outputs
 from razn.engine.zoom import SlideResult
+from razn.models.backends import Predictor, openvino_predictor, torch_predictor
+from razn.models.checkpoint import save_segmenter
 from razn.models.factory import Segmenter, create_segmenter
-from razn.models.inference import predict_probs
 from razn.run_config import RunConfig
 from razn.slide import Slide, open_slide, read_at_downsample
 from razn.slide.tissue import detect_tissue
@@ -79,14 +80,25 @@ def random_segmenters(config: RunConfig) -> list[Segmenter]:
 
 
 def measure_engine_cost(
-    name: str, slide_path: Path, config: RunConfig, work: Path, *, batch_size: int = 16
+    name: str,
+    slide_path: Path,
+    config: RunConfig,
+    work: Path,
+    *,
+    batch_size: int = 16,
+    backend: str = "torch",
 ) -> EngineCost:
     """Segment ``slide_path`` in cip mode twice (the first warms caches and threads), then
-    time the network alone over the second run's finest-level patches."""
+    time the network alone (under the same ``backend``) over the second run's finest-level
+    patches."""
     segmenters = random_segmenters(config)
+    predictors = backend_predictors(
+        segmenters, config, work / f"weights_{name}", backend, batch_size
+    )
     decider = make_decider("cip", config.levels.geometry().num_levels)
-    engine = ZoomEngine(segmenters, decider, config, EngineConfig(batch_size=batch_size))
-    folder = work / f"engine_{name}"
+    settings = EngineConfig(batch_size=batch_size)
+    engine = ZoomEngine(segmenters, decider, config, settings, predictors)
+    folder = work / f"engine_{name}_{backend}"
     with open_slide(slide_path) as slide:
         width, height = slide.dimensions
         tissue = detect_tissue(slide, config.tissue)
@@ -100,10 +112,10 @@ def measure_engine_cost(
         write_slide_outputs(folder, slide, engine, result, {})
         outputs_seconds = time.perf_counter() - start
         patches = finest_patches(slide, result, config)
-    network_seconds = time_network(segmenters[-1], patches, batch_size)
+    network_seconds = time_network(engine.predictors[-1], patches, batch_size)
     geometry = config.levels.geometry()
     return EngineCost(
-        config=name,
+        config=name if backend == "torch" else f"{name} ({backend})",
         slide_size=(width, height),
         patch_size=geometry.patch_size,
         patches=len(patches),
@@ -131,12 +143,28 @@ def finest_patches(slide: Slide, result: SlideResult, config: RunConfig) -> np.n
     return patches
 
 
-def time_network(model: Segmenter, patches: np.ndarray, batch_size: int) -> float:
-    """Wall seconds of :func:`razn.models.inference.predict_probs` over ``patches`` (after
-    one warm-up batch), the engine's own call."""
-    predict_probs(model, patches[:batch_size], batch_size)
+def backend_predictors(
+    segmenters: list[Segmenter], config: RunConfig, folder: Path, backend: str, batch_size: int
+) -> list[Predictor]:
+    """The engine's predictors under ``backend``; OpenVINO's graphs are derived from the
+    random weights saved in ``folder``."""
+    if backend == "torch":
+        return [torch_predictor(m, batch_size) for m in segmenters]
+    folder.mkdir(parents=True, exist_ok=True)
+    predictors = []
+    for level, model in enumerate(segmenters):
+        weights = save_segmenter(model, config.model, folder / f"level_{level}.safetensors")
+        size = config.levels.patch_size
+        predictors.append(openvino_predictor(model, weights, size, batch_size))
+    return predictors
+
+
+def time_network(predict: Predictor, patches: np.ndarray, batch_size: int) -> float:
+    """Wall seconds of the engine's own network call over ``patches`` (after one warm-up
+    batch)."""
+    predict(patches[:batch_size])
     start = time.perf_counter()
-    predict_probs(model, patches, batch_size)
+    predict(patches)
     return time.perf_counter() - start
 
 
