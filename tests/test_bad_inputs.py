@@ -24,6 +24,7 @@ from conftest import TINY_OVERRIDES, downsample_pyramid, write_tiff_pyramid
 from razn.cli import main
 from razn.engine.batch import segment_slides
 from razn.engine.spec import EngineSpec
+from razn.models.backends import torch_predictor
 from razn.outputs.batch_table import read_batch_table
 from razn.slide import open_slide
 
@@ -313,7 +314,8 @@ class Poisoned(torch.nn.Module):
 def test_nan_or_infinite_outputs_fail_the_slide_and_write_no_labels(tiny_run, tmp_path, value):
     engine = EngineSpec(tiny_run / "run", mode="cip", device="cpu").build()
     level = engine.geometry.finest_level
-    engine.segmenters[level] = Poisoned(engine.segmenters[level], value)
+    poisoned_model = Poisoned(engine.segmenters[level], value)
+    engine.predictors[level] = torch_predictor(poisoned_model, engine.settings.batch_size)
     poisoned = slides(tiny_run)[1]
     out = tmp_path / "out"
     outcomes = segment_slides([poisoned], engine, out)

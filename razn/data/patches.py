@@ -277,12 +277,17 @@ class PatchBatches(IterableDataset):
 
 
 def make_loader(dataset: PatchBatches, num_workers: int) -> DataLoader:
-    """A DataLoader over ``dataset``'s batches, in order, with ``num_workers`` processes."""
+    """A DataLoader over ``dataset``'s batches, in order, with ``num_workers`` processes.
+
+    Workers start from a fork server, not a fork of this process: a process that has run
+    threaded native code (OpenVINO's thread pool, some BLAS builds) is not safe to fork,
+    and a forked worker was seen to return another buffer's bytes as labels."""
     return DataLoader(
         dataset,
         batch_size=None,
         num_workers=num_workers,
         prefetch_factor=None if num_workers == 0 else 4,
+        multiprocessing_context=None if num_workers == 0 else "forkserver",
     )
 
 
