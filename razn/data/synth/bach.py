@@ -25,13 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from razn.data.synth.blob_grid import disc_window, jittered_blobs
 from razn.data.synth.layout import STREAM_DUCT, STREAM_GLAND, SlideLayout, benign_field
 from razn.data.synth.noise import hash_uniform
 
 NORMAL, BENIGN, IN_SITU, INVASIVE = 0, 1, 2, 3
 
 _DUCT_ROUNDNESS = 0.25  # duct outlines wobble this much of the blob wobble: nearly round
-_DUCT_OCCUPANCY = 0.5  # chance that a cell of the duct grid holds a duct
+_DUCT_REACH = 1.5  # how far (in radii) a duct's search reaches: its outline wobbles little
 _RIM_UM = 5.0  # width of a duct's myoepithelial rim (µm)
 _GLAND_RADIUS = (0.3, 0.42)  # gland radius range, relative to the gland spacing
 _LUMEN_RADIUS = 0.5  # lumen radius, relative to its gland's (the rest is epithelium)
@@ -115,27 +116,11 @@ def duct_params(layout: SlideLayout, box: tuple[int, int, int, int]) -> np.ndarr
     carcinoma, 0.0 for a normal duct. Centres lie on a jittered grid hashed by the slide seed.
     """
     cfg = layout.config
-    if cfg.duct_density <= 0:
-        return np.zeros((0, 4))
-    x0, y0, w, h = box
-    density_px = cfg.duct_density / (1000.0 / cfg.mpp) ** 2  # per mm² -> per px²
-    grid = math.sqrt(_DUCT_OCCUPANCY / density_px)
-    r_lo, r_hi = (cfg.um_to_px(r) for r in cfg.duct_radius_um)
-    reach = r_hi * 1.5 + 1.0
-    gx: np.ndarray = np.arange(
-        math.floor((x0 - reach) / grid), math.floor((x0 + w + reach) / grid) + 1
+    ducts = jittered_blobs(
+        layout, STREAM_DUCT, cfg.duct_density, box, cfg.duct_radius_um, _DUCT_REACH, extra=1
     )
-    gy: np.ndarray = np.arange(
-        math.floor((y0 - reach) / grid), math.floor((y0 + h + reach) / grid) + 1
-    )
-    gx, gy = np.meshgrid(gx, gy)
-    u = [hash_uniform(gx, gy, layout.seed, STREAM_DUCT * 64 + k) for k in range(5)]
-    present = u[0] < _DUCT_OCCUPANCY
-    cx = (gx + u[1]) * grid
-    cy = (gy + u[2]) * grid
-    radius = r_lo * (r_hi / r_lo) ** u[3].astype(np.float64)
-    atypical = (u[4] < cfg.in_situ_share).astype(np.float64)
-    return np.stack([c[present] for c in (cx, cy, radius, atypical)], axis=1)
+    ducts[:, 3] = (ducts[:, 3] < cfg.in_situ_share).astype(np.float64)
+    return ducts
 
 
 def _glands(
@@ -159,14 +144,10 @@ def _glands(
     cx = (gx + hi + (1.0 - 2.0 * hi) * u[0]) * spacing
     cy = (gy + hi + (1.0 - 2.0 * hi) * u[1]) * spacing
     for x, y, r in zip(cx.ravel(), cy.ravel(), radius.ravel(), strict=True):
-        xa, xb = max(math.floor(x - r) - x0, 0), min(math.ceil(x + r) - x0 + 1, w)
-        ya, yb = max(math.floor(y - r) - y0, 0), min(math.ceil(y + r) - y0 + 1, h)
-        if xa >= xb or ya >= yb:
+        found = disc_window(origin, (h, w), x, y, r)
+        if found is None:
             continue
-        dx = np.arange(x0 + xa, x0 + xb, dtype=np.float32) - np.float32(x)
-        dy = np.arange(y0 + ya, y0 + yb, dtype=np.float32) - np.float32(y)
-        dist = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
-        window = np.s_[ya:yb, xa:xb]
+        window, dist = found
         open_ = np.clip(np.float32(_LUMEN_RADIUS * r + 0.5) - dist, 0.0, 1.0)
         np.maximum(lumen[window], open_, out=lumen[window])
         lining[window] |= (dist < r) & (open_ < 0.5)
@@ -184,19 +165,12 @@ def _ducts(
     atypical = np.zeros((h, w), dtype=bool)
     rim_px = layout.config.um_to_px(_RIM_UM)
     for cx, cy, radius, flag in duct_params(layout, (x0, y0, w, h)):
-        reach = radius * 1.5 + 1.0
-        xa, xb = max(math.floor(cx - reach) - x0, 0), min(math.ceil(cx + reach) - x0 + 1, w)
-        ya, yb = max(math.floor(cy - reach) - y0, 0), min(math.ceil(cy + reach) - y0 + 1, h)
-        if xa >= xb or ya >= yb:
+        found = disc_window(origin, (h, w), cx, cy, radius * _DUCT_REACH + 1.0)
+        if found is None:
             continue
-        dx = np.arange(x0 + xa, x0 + xb, dtype=np.float32) - np.float32(cx)
-        dy = np.arange(y0 + ya, y0 + yb, dtype=np.float32) - np.float32(cy)
-        dist = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2)
-        limit = np.float32(radius) * (
-            np.float32(1.0) + np.float32(_DUCT_ROUNDNESS) * edge[ya:yb, xa:xb]
-        )
+        window, dist = found
+        limit = np.float32(radius) * (np.float32(1.0) + np.float32(_DUCT_ROUNDNESS) * edge[window])
         here = dist < limit
-        window = np.s_[ya:yb, xa:xb]
         inside[window] |= here
         rim[window] |= here & (dist > limit - np.float32(rim_px))
         if flag > 0.5:

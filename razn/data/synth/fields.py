@@ -16,12 +16,12 @@ All layers are pure functions of level-0 coordinates (see :mod:`razn.data.synth.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from razn.data.synth.bach import BachLayers, bach_layers
+from razn.data.synth.blob_grid import disc_window, jittered_blobs
 from razn.data.synth.layout import (
     STREAM_BLOB_WOBBLE,
     STREAM_BORDER,
@@ -33,10 +33,9 @@ from razn.data.synth.layout import (
     region_field,
     tissue_field,
 )
-from razn.data.synth.noise import fractal_noise, hash_uniform
+from razn.data.synth.noise import fractal_noise
 
 _BLOB_IRREGULARITY = 0.45  # largest relative radius wobble of a focus or mimic outline
-_BLOB_CELL_OCCUPANCY = 0.5  # chance that a cell of a blob grid holds a blob
 _BLOB_WOBBLE_UM = 12.0  # feature size of the outline wobble of blobs
 _TISSUE_EDGE_UM = 40.0  # how far (and how finely) the tissue outline frays
 
@@ -170,12 +169,6 @@ def _tint(smooth: np.ndarray, band_amp: np.float32) -> np.ndarray:
     return t * t * (np.float32(3.0) - np.float32(2.0) * t)
 
 
-def blob_grid_px(layout: SlideLayout, density: float) -> float:
-    """Cell size (level-0 px) of the jittered grid of candidate blob centres."""
-    density_px = density / (1000.0 / layout.config.mpp) ** 2  # per mm² -> per px²
-    return math.sqrt(_BLOB_CELL_OCCUPANCY / density_px)
-
-
 def blob_params(
     layout: SlideLayout,
     stream: int,
@@ -187,26 +180,8 @@ def blob_params(
 
     Rows ``(cx, cy, radius)`` in level-0 px; ``margin`` widens the search (label noise).
     """
-    if density <= 0:
-        return np.zeros((0, 3))
-    cfg = layout.config
-    x0, y0, w, h = box
-    grid = blob_grid_px(layout, density)
-    r_lo, r_hi = (cfg.um_to_px(r) for r in cfg.focus_radius_um)
-    reach = r_hi * (1.0 + _BLOB_IRREGULARITY) + margin + 1.0
-    gx: np.ndarray = np.arange(
-        math.floor((x0 - reach) / grid), math.floor((x0 + w + reach) / grid) + 1
-    )
-    gy: np.ndarray = np.arange(
-        math.floor((y0 - reach) / grid), math.floor((y0 + h + reach) / grid) + 1
-    )
-    gx, gy = np.meshgrid(gx, gy)
-    u = [hash_uniform(gx, gy, layout.seed, stream * 64 + k) for k in range(4)]
-    present = u[0] < _BLOB_CELL_OCCUPANCY
-    cx = (gx + u[1]) * grid
-    cy = (gy + u[2]) * grid
-    radius = r_lo * (r_hi / r_lo) ** u[3].astype(np.float64)  # log-uniform: many small
-    return np.stack([cx[present], cy[present], radius[present]], axis=1)
+    radii = layout.config.focus_radius_um
+    return jittered_blobs(layout, stream, density, box, radii, 1.0 + _BLOB_IRREGULARITY, margin)
 
 
 def _blobs(
@@ -223,19 +198,16 @@ def _blobs(
     ``shift`` (px, mask only) moves outlines further, by up to ``margin`` px.
     """
     h, w = edge.shape
-    x0, y0 = origin
     inside = np.zeros((h, w), dtype=bool)
-    for cx, cy, radius in blob_params(layout, stream, density, (x0, y0, w, h), margin):
+    for cx, cy, radius in blob_params(layout, stream, density, (*origin, w, h), margin):
         reach = radius * (1.0 + _BLOB_IRREGULARITY) + margin + 1.0
-        xa, xb = max(math.floor(cx - reach) - x0, 0), min(math.ceil(cx + reach) - x0 + 1, w)
-        ya, yb = max(math.floor(cy - reach) - y0, 0), min(math.ceil(cy + reach) - y0 + 1, h)
-        if xa >= xb or ya >= yb:
+        found = disc_window(origin, (h, w), cx, cy, reach)
+        if found is None:
             continue
-        dx = np.arange(x0 + xa, x0 + xb, dtype=np.float32) - np.float32(cx)
-        dy = np.arange(y0 + ya, y0 + yb, dtype=np.float32) - np.float32(cy)
-        dist = np.sqrt(dx[None, :] ** 2 + dy[:, None] ** 2) * np.float32(1.0 / radius)
-        limit: np.ndarray = np.float32(1.0) + edge[ya:yb, xa:xb]
+        window, dist = found
+        dist = dist * np.float32(1.0 / radius)
+        limit: np.ndarray = np.float32(1.0) + edge[window]
         if shift is not None:
-            limit = limit + shift[ya:yb, xa:xb] * np.float32(1.0 / radius)
-        inside[ya:yb, xa:xb] |= dist < limit
+            limit = limit + shift[window] * np.float32(1.0 / radius)
+        inside[window] |= dist < limit
     return inside
