@@ -83,6 +83,13 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
         assert 0.0 <= row["dice"] <= 1.0 and row["slides"] == 1
         assert len(row["patches"]) == 3 and row["level0_pixels_read"] > 0
         assert set(row["timings"]) >= {"read", "segment", "policy", "write"}
+        # timed three times (the scored run and two rounds); the one slide's median counts
+        assert row["timing_repeats"] == 3 and len(row["seconds_runs"]) == 3
+        assert row["seconds_runs"][0] == row["seconds_first"]
+        assert row["seconds"] == sorted(row["seconds_runs"])[1]
+    timing_files = list((out / "outputs").rglob("timing.json"))
+    assert len(timing_files) == len(rows)
+    assert all(len(json.loads(p.read_text())["repeats"]) == 2 for p in timing_files)
     by_mode = {r["mode"]: r for r in rows if r["variant"] == "clean"}
     # ud segments only at L_0, cip only at L_2, fixed-1 only at L_1
     assert by_mode["ud"]["patches"][1:] == [0, 0] and by_mode["ud"]["patches"][0] > 0
@@ -109,13 +116,13 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
 
 def test_benchmark_reuses_everything_when_run_again(tiny_benchmark):
     out, _ = tiny_benchmark
-    before = {p: p.stat().st_mtime_ns for p in (out / "outputs").rglob("summary.json")}
+    before = {p: p.stat().st_mtime_ns for p in (out / "outputs").rglob("*.json")}
     folder = out.parent
     args = ["benchmark", "--config", str(folder / "benchmark.yaml"), "--out", str(out), "--quiet"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    after = {p: p.stat().st_mtime_ns for p in (out / "outputs").rglob("summary.json")}
-    assert after == before  # nothing segmented again
+    after = {p: p.stat().st_mtime_ns for p in (out / "outputs").rglob("*.json")}
+    assert after == before  # nothing segmented or timed again
     assert "training" not in result.output  # no segmenter or policy trained again
 
 

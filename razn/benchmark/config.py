@@ -73,6 +73,11 @@ class BenchmarkConfig:
     Slides are segmented one at a time, so every mode is timed alike."""
     device: str = "auto"
     """Where segmentation runs when timed: ``auto``, ``cpu``, ``cuda``."""
+    timing_repeats: int = 3
+    """Times each test segmentation is run; a slide's seconds are the median of its runs.
+    The repeats go in rounds over all modes, each round in another order, after one
+    untimed warm-up pass of cip over the test slides (page cache, kernels, threads), so
+    that no mode pays for being first and drift on the machine falls on every mode alike."""
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.modes if m not in BENCHMARK_MODES]
@@ -91,6 +96,7 @@ class BenchmarkConfig:
         check_range("evaluation_downsample", self.evaluation_downsample, low=1)
         check_range("workers", self.workers, low=1)
         check_range("segment_threads", self.segment_threads, low=0)
+        check_range("timing_repeats", self.timing_repeats, low=1)
 
     def manifest_path(self, benchmark_yaml: Path | None) -> Path | None:
         """The user's manifest, resolved against the benchmark YAML's folder; None: synthetic."""

@@ -277,8 +277,14 @@ def markdown(
         f"{slides} held-out test slides of {spec.size[0]}×{spec.size[1]} px (dataset seed "
         f"{spec.seed}); default λ = {default_lambda:g}; Dice and IoU: foreground classes, "
         f"pooled over the test slides, at downsample {config.evaluation_downsample:g}; "
-        "seconds: engine time summed over the test slides (read, segment, policy, write); "
-        "patches: f_i segmentations per level; zoomed: nodes per level that zoomed.",
+        "seconds: engine time summed over the test slides (read, segment, policy, write)"
+        + (
+            f", each slide's the median of {config.timing_repeats} timed runs (rounds over "
+            "every mode in turning order, after an untimed warm-up pass)"
+            if config.timing_repeats > 1
+            else ""
+        )
+        + "; patches: f_i segmentations per level; zoomed: nodes per level that zoomed.",
         "",
     ]
     if selection:

@@ -89,7 +89,7 @@ def run_benchmark(
     ctx.log(
         f"segmenting {len(ctx.manifests['clean'].split('test'))} test slides in {len(jobs)} modes"
     )
-    rows = run_jobs(ctx, jobs)
+    rows = run_jobs(ctx, jobs, repeats=config.timing_repeats)
     selection = ctx.out / "lambda_selection.json"
     write_reports(
         rows,
