@@ -91,6 +91,13 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
     assert len(timing_files) == len(rows)
     assert all(len(json.loads(p.read_text())["repeats"]) == 2 for p in timing_files)
     by_mode = {r["mode"]: r for r in rows if r["variant"] == "clean"}
+    # where each true class was decided: ud everything at L_0, cip at L_2, shares sum to 1
+    for row in rows:
+        assert list(row["class_area_by_level"]) == ["background", "tumour"]
+        assert all(sum(s) == pytest.approx(1.0) for s in row["class_area_by_level"].values())
+    assert by_mode["ud"]["class_area_by_level"]["tumour"] == [1.0, 0.0, 0.0]
+    assert by_mode["cip"]["class_area_by_level"]["background"] == [0.0, 0.0, 1.0]
+    assert "## Where each class was decided" in (out / "results.md").read_text()
     # ud segments only at L_0, cip only at L_2, fixed-1 only at L_1
     assert by_mode["ud"]["patches"][1:] == [0, 0] and by_mode["ud"]["patches"][0] > 0
     assert by_mode["cip"]["patches"][:2] == [0, 0]

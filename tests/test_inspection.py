@@ -24,8 +24,10 @@ from razn.inspection.outputs import NOT_DECIDED
 from razn.inspection.stats import (
     border_pixels,
     border_share_by_level,
+    class_level_areas,
     class_share_by_level,
     decision_statistics,
+    level_shares,
     tissue_share_by_level,
 )
 
@@ -145,6 +147,11 @@ def test_area_and_border_shares_per_class():
     assert class_share_by_level(zoom, truth, 1, 3) == pytest.approx([1.0, 0.0, 0.0])
     assert class_share_by_level(zoom, truth, 2, 3) == pytest.approx([0.0, 0.0, 1.0])
     assert class_share_by_level(zoom, truth, 3, 3) == pytest.approx([0.0, 2 / 3, 1 / 3])
+    # the counts behind them, every class at once (int8 map: -1 is not decided)
+    areas = class_level_areas(zoom.astype(np.int16) - 256 * (zoom == NOT_DECIDED), truth, 4, 3)
+    assert areas.tolist() == [[0, 2, 1], [4, 0, 0], [0, 0, 2], [0, 2, 1]]
+    assert level_shares(areas)[1].tolist() == [1.0, 0.0, 0.0]
+    assert level_shares(np.zeros((1, 3), np.int64)).tolist() == [[0.0, 0.0, 0.0]]
     # class 1's border pixels: (0,1), (1,0), (1,1) — all decided at level 0
     assert border_share_by_level(zoom, truth, 3, 1) == pytest.approx([1.0, 0.0, 0.0])
     # class 3 is all border (its neighbours are 0): 2 of its 3 decided pixels at level 1

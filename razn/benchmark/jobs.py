@@ -17,6 +17,8 @@ from razn.benchmark.matching import oracle_zoom
 from razn.benchmark.workers import build_slide_cache
 from razn.data.manifest import Manifest, ManifestEntry
 from razn.digest import file_sha256
+from razn.engine.deciders import Decider, RandomZoom, UncertaintyThreshold
+from razn.engine.modes import make_decider
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
 
@@ -124,3 +126,17 @@ def job_key(run: RunDirectory, job: Job, evaluation: dict[str, Any]) -> str:
         **evaluation,
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def job_decider(run: RunDirectory, job: Job, entry: ManifestEntry) -> Decider:
+    """The decider of ``job`` (the oracle's depends on the slide)."""
+    levels = run.num_levels
+    if job.mode == "uncertainty":
+        return UncertaintyThreshold(list(job.params["thresholds"]))
+    if job.mode == "random":
+        return RandomZoom(list(job.params["probabilities"]), seed=job.seed or 0)
+    if job.mode == "oracle":
+        return oracle_decider(run, entry, job.lam if job.lam is not None else run.config.reward.lam)
+    return make_decider(
+        job.mode, levels, policies_dir=run.policies_dir, lam=job.lam, policy_seed=job.seed
+    )

@@ -312,12 +312,49 @@ def markdown(
             f"| {' / '.join(map(str, r.get('zoomed') or [0] * len(r['patches'])))} "
             f"| {r['level0_pixels_read'] / 1e6:.0f} |"
         )
+    lines += decided_levels_section(rows, default_lambda)
     lines += ["", "## Targets", "", "| # | target | measured | met |", "|---|---|---|---|"]
     for t in targets:
         met = {True: "yes", False: "**no**", None: "—"}[t.met]
         lines.append(f"| {t.number} | {t.text} | {t.figure} | {met} |")
     lines += ["", f"Whole benchmark wall time: {wall_seconds / 60:.1f} min.", ""]
     return "\n".join(lines)
+
+
+def decided_levels_section(rows: Sequence[dict[str, Any]], default_lambda: float) -> list[str]:
+    """``results.md``'s table of where each true class's area was decided: razn at the
+    default λ (first seed), the oracle at that λ and the first matched ``uncertainty``;
+    ``[]`` when the rows carry no ``class_area_by_level``."""
+
+    def first(mode: str, lam: float | None) -> dict[str, Any] | None:
+        for r in rows:
+            same_lambda = lam is None or (r["lambda"] is not None and np.isclose(r["lambda"], lam))
+            if r["variant"] == "clean" and r["mode"] == mode and same_lambda:
+                return r if r.get("class_area_by_level") else None
+        return None
+
+    chosen = [first("razn", default_lambda), first("oracle", default_lambda),
+              first("uncertainty", None)]  # fmt: skip
+    chosen_rows = [r for r in chosen if r is not None]
+    if not chosen_rows:
+        return []
+    levels = len(next(iter(chosen_rows[0]["class_area_by_level"].values())))
+    lines = [
+        "",
+        "## Where each class was decided",
+        "",
+        "Share of each true class's area (test slides pooled, on the scoring grid) decided "
+        "at each working level, coarsest first.",
+        "",
+        "| mode | λ | class | " + " | ".join(f"level {k}" for k in range(levels)) + " |",
+        "|---|---|---|" + "---|" * levels,
+    ]
+    for r in chosen_rows:
+        lam = "" if r["lambda"] is None else f"{r['lambda']:g}"
+        for name, shares in r["class_area_by_level"].items():
+            cells = " | ".join(f"{100 * x:.1f} %" for x in shares)
+            lines.append(f"| {r['mode']} | {lam} | {name} | {cells} |")
+    return lines
 
 
 def plot_pareto(rows: Sequence[dict[str, Any]], path: Path, default_lambda: float) -> None:

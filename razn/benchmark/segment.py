@@ -6,19 +6,12 @@ recorded key (segmenters, policies, mode parameters) is unchanged. Each slide's 
 holds ``labels.zarr``, ``decisions.csv`` and ``summary.json`` (no viewer outputs:
 ``razn segment`` makes those).
 
-Timing (``timing_repeats`` > 1): one untimed warm-up pass of cip over the slides first,
-then every job once (its outputs are scored), then further rounds over all jobs, each
-round in another order, that only time the engine (``timing.json`` beside each slide's
-summary keeps them for a resumed run). A slide's seconds are the median of its runs: a
-single run of a few seconds carries ±10 % noise on a shared machine, and the first mode
-of a process used to pay for the page cache and the kernels' first calls.
+With ``timing_repeats`` > 1 every job is timed that many times (:mod:`.timing`).
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +19,20 @@ import numpy as np
 import zarr
 from tqdm.auto import tqdm
 
-from razn.benchmark.jobs import Context, Job, job_key, oracle_decider
+from razn.benchmark.jobs import Context, Job, job_decider, job_key
+from razn.benchmark.timing import retime, warm_up
 from razn.data.manifest import ManifestEntry
 from razn.data.masks import open_mask
 from razn.engine import EngineConfig, ZoomEngine
 from razn.engine.batch import output_name, segment_one
-from razn.engine.deciders import Decider, RandomZoom, UncertaintyThreshold
-from razn.engine.modes import make_decider
 from razn.errors import MaskError
 from razn.evaluate import SegmentationScores, read_truth, score_labels
+from razn.inspection.stats import class_level_areas, level_shares
 from razn.models import select_device
+from razn.outputs.ome_zarr import read_decisions
+from razn.outputs.overlay import zoom_level_map
 from razn.run_dir import RunDirectory
 from razn.slide import open_slide
-from razn.slide.tissue import detect_tissue
 
 
 def run_jobs(
@@ -81,117 +75,6 @@ def run_jobs(
     return rows
 
 
-def warm_up(
-    ctx: Context, entries: list[ManifestEntry], segmenters: dict[str, list[Any]], device: str
-) -> None:
-    """Segment every slide once in cip mode, untimed, into a scratch folder: the slide files
-    enter the page cache and every network's first calls are paid before anything is timed."""
-    start = time.perf_counter()
-    variant = next(iter(segmenters))  # one architecture: one variant warms every kernel
-    run = ctx.runs[variant]
-    engine = ZoomEngine(
-        segmenters[variant],
-        job_decider(run, Job(variant, "cip"), entries[0]),
-        run.config,
-        EngineConfig(device=device),
-    )
-    with tempfile.TemporaryDirectory(dir=ctx.out) as scratch:
-        for entry in entries:
-            _time_once(engine, entry, Path(scratch) / "labels.zarr")
-    ctx.log(
-        f"warm-up pass (cip, untimed) over {len(entries)} slides: "
-        f"{time.perf_counter() - start:.0f} s"
-    )
-
-
-def retime(
-    ctx: Context,
-    jobs: list[Job],
-    rows: list[dict[str, Any]],
-    entries: list[ManifestEntry],
-    segmenters: dict[str, list[Any]],
-    device: str,
-    outputs: str,
-    repeats: int,
-) -> None:
-    """Time every job ``repeats − 1`` more times, in rounds whose order rotates, and set each
-    row's ``seconds`` to the sum over slides of the median run (``seconds_runs``: every
-    round's total; ``seconds_first``: the scored run's)."""
-    runs: dict[tuple[int, int], list[float]] = {}
-    for i, (job, row) in enumerate(zip(jobs, rows, strict=True)):
-        for k, seconds in enumerate(row["_slide_seconds"]):
-            runs[i, k] = [
-                seconds,
-                *_stored_repeats(_slide_folder(ctx, job, entries[k], outputs), _job_key(ctx, job)),
-            ]
-    start = time.perf_counter()
-    for round_ in range(1, repeats):
-        shift = (round_ * len(jobs)) // repeats  # every round starts elsewhere in the list
-        order = list(range(len(jobs)))[shift:] + list(range(len(jobs)))[:shift]
-        if round_ % 2:
-            order.reverse()
-        for i in order:
-            job, run = jobs[i], ctx.runs[jobs[i].variant]
-            for k, entry in enumerate(entries):
-                if len(runs[i, k]) > round_:  # timed by an earlier, interrupted benchmark
-                    continue
-                engine = ZoomEngine(
-                    segmenters[job.variant],
-                    job_decider(run, job, entry),
-                    run.config,
-                    EngineConfig(device=device),
-                )
-                with tempfile.TemporaryDirectory(dir=ctx.out) as scratch:
-                    runs[i, k].append(_time_once(engine, entry, Path(scratch) / "labels.zarr"))
-                folder = _slide_folder(ctx, job, entry, outputs)
-                _store_repeats(folder, _job_key(ctx, job), runs[i, k][1:])
-        ctx.log(
-            f"timing round {round_ + 1} of {repeats} done ({time.perf_counter() - start:.0f} s)"
-        )
-    for i, row in enumerate(rows):
-        per_slide = [runs[i, k][:repeats] for k in range(len(entries))]
-        row["seconds_first"] = row["seconds"]
-        row["seconds_runs"] = [float(sum(s[r] for s in per_slide)) for r in range(repeats)]
-        row["seconds"] = float(sum(np.median(s) for s in per_slide))
-        row["timing_repeats"] = repeats
-
-
-def _time_once(engine: ZoomEngine, entry: ManifestEntry, labels: Path) -> float:
-    """The engine's seconds for one slide (tissue detected outside the timed part, as in
-    :func:`razn.engine.batch.segment_one`)."""
-    with open_slide(entry.slide) as slide:
-        tissue = detect_tissue(slide, engine.config.tissue)
-        return engine.segment(slide, labels, tissue=tissue).seconds
-
-
-def _job_key(ctx: Context, job: Job) -> str:
-    return job_key(
-        ctx.runs[job.variant], job, {"evaluation_downsample": ctx.config.evaluation_downsample}
-    )
-
-
-def _slide_folder(ctx: Context, job: Job, entry: ManifestEntry, outputs: str) -> Path:
-    return ctx.out / outputs / job.variant / job.tag / output_name(entry.slide)
-
-
-TIMING_FILE = "timing.json"
-
-
-def _stored_repeats(folder: Path, key: str) -> list[float]:
-    """The repeated timings of an earlier run of this benchmark (same key), else ``[]``."""
-    try:
-        record = json.loads((folder / TIMING_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return []
-    return [float(s) for s in record.get("repeats", [])] if record.get("key") == key else []
-
-
-def _store_repeats(folder: Path, key: str, repeats: list[float]) -> None:
-    (folder / TIMING_FILE).write_text(
-        json.dumps({"key": key, "repeats": repeats}), encoding="utf-8"
-    )
-
-
 def run_job(
     ctx: Context,
     run: RunDirectory,
@@ -207,6 +90,8 @@ def run_job(
     out_dir = ctx.out / outputs / job.variant / job.tag
     total: SegmentationScores | None = None
     summaries, per_slide = [], []
+    geometry = run.config.levels.geometry()
+    areas = np.zeros((run.config.data.num_classes, geometry.num_levels), np.int64)
     for entry in entries:
         folder = out_dir / output_name(entry.slide)
         summary = _reusable_summary(folder, key)
@@ -229,24 +114,28 @@ def run_job(
         total = scores if total is None else total + scores
         summaries.append(summary)
         per_slide.append(scores.foreground_dice)
+        areas += decided_areas(folder, truths.get(entry), run, ctx.config.evaluation_downsample)
     assert total is not None
     row = result_row(run, job, total, summaries, per_slide)
+    shares = level_shares(areas)
+    row["class_area_by_level"] = {
+        name: [float(x) for x in shares[k]] for k, name in enumerate(run.config.data.class_names)
+    }
     row["_slide_seconds"] = [float(s["seconds"]) for s in summaries]
     return row
 
 
-def job_decider(run: RunDirectory, job: Job, entry: ManifestEntry) -> Decider:
-    """The decider of ``job`` (the oracle's depends on the slide)."""
-    levels = run.num_levels
-    if job.mode == "uncertainty":
-        return UncertaintyThreshold(list(job.params["thresholds"]))
-    if job.mode == "random":
-        return RandomZoom(list(job.params["probabilities"]), seed=job.seed or 0)
-    if job.mode == "oracle":
-        return oracle_decider(run, entry, job.lam if job.lam is not None else run.config.reward.lam)
-    return make_decider(
-        job.mode, levels, policies_dir=run.policies_dir, lam=job.lam, policy_seed=job.seed
-    )
+def decided_areas(
+    folder: Path, truth: np.ndarray, run: RunDirectory, downsample: float
+) -> np.ndarray:
+    """Pixels of each true class decided at each working level on one slide, ``(K, L)``, on
+    the scoring grid (``downsample`` level-0 px per pixel), from the slide's
+    ``decisions.csv``."""
+    geometry = run.config.levels.geometry()
+    extents = [geometry.extent(level) for level in range(geometry.num_levels)]
+    size = (truth.shape[1], truth.shape[0])
+    level_map = zoom_level_map(read_decisions(folder / "decisions.csv"), extents, size, downsample)
+    return class_level_areas(level_map, truth, run.config.data.num_classes, geometry.num_levels)
 
 
 def result_row(

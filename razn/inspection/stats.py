@@ -81,7 +81,32 @@ def class_share_by_level(
     zoom_map: np.ndarray, truth: np.ndarray, value: int, num_levels: int
 ) -> list[float]:
     """Share of class ``value``'s decided area (by ``truth``) decided at each working level."""
-    return _shares(zoom_map, truth == value, num_levels)
+    areas = class_level_areas(zoom_map, truth, value + 1, num_levels)
+    return [float(x) for x in level_shares(areas)[value]]
+
+
+def class_level_areas(
+    level_map: np.ndarray, truth: np.ndarray, num_classes: int, num_levels: int
+) -> np.ndarray:
+    """Pixels of each class (by ``truth``; 255 = ignore) decided at each working level,
+    ``int64 (num_classes, num_levels)``; ``level_map`` holds the working level of each pixel
+    (any value outside ``0 … num_levels − 1`` is not decided) on the grid of ``truth``.
+    Counts, not shares, so that slides can be pooled by adding them."""
+    if level_map.shape != truth.shape:
+        raise ValueError(f"level map {level_map.shape} and truth {truth.shape} differ in shape")
+    levels = level_map.astype(np.int64)
+    classes = truth.astype(np.int64)
+    valid = (levels >= 0) & (levels < num_levels) & (classes < num_classes)
+    index = classes[valid] * num_levels + levels[valid]
+    counts = np.bincount(index, minlength=num_classes * num_levels)
+    return counts.reshape(num_classes, num_levels)
+
+
+def level_shares(areas: np.ndarray) -> np.ndarray:
+    """Each row of ``areas`` (:func:`class_level_areas`) as shares summing to 1 (0 where empty)."""
+    areas = np.asarray(areas, np.float64)
+    totals = areas.sum(axis=1, keepdims=True)
+    return np.divide(areas, totals, out=np.zeros_like(areas), where=totals > 0)
 
 
 def _shares(zoom_map: np.ndarray, where: np.ndarray, num_levels: int) -> list[float]:
