@@ -96,6 +96,28 @@ def test_resume_redoes_slides_made_with_other_settings(tiny_run, tmp_path):
     assert read_batch_table(tmp_path / "batch.csv")[0]["status"] == "skipped"
 
 
+def test_overlap_tiles_are_a_setting_of_segment(tiny_run, tmp_path):
+    slide = str(slides(tiny_run)[0])
+    assert segment(tiny_run, tmp_path / "plain", slide, mode="cip").exit_code == 0
+    assert segment(tiny_run, tmp_path / "o", slide, "--overlap", "8", mode="cip").exit_code == 0
+    assert summary(tmp_path / "o" / "synth_000")["overlap"] == 8
+    assert summary(tmp_path / "plain" / "synth_000")["overlap"] == 0
+    # the same patches with more context: other labels
+    plain = zarr.open_array(str(tmp_path / "plain" / "synth_000" / layout.LABELS), mode="r")
+    overlap = zarr.open_array(str(tmp_path / "o" / "synth_000" / layout.LABELS), mode="r")
+    assert summary(tmp_path / "o" / "synth_000")["patches"] == summary(
+        tmp_path / "plain" / "synth_000"
+    )["patches"]
+    assert (np.asarray(plain) != np.asarray(overlap)).any()
+    # --resume redoes a slide made with another margin
+    again = segment(tiny_run, tmp_path / "o", slide, "--overlap", "4", "--resume", mode="cip")
+    assert again.exit_code == 0 and summary(tmp_path / "o" / "synth_000")["overlap"] == 4
+    assert read_batch_table(tmp_path / "o" / "batch.csv")[0]["status"] == "done"
+    # a margin the network cannot take (depth-3 encoder: inputs a multiple of 8)
+    bad = segment(tiny_run, tmp_path / "bad", slide, "--overlap", "3", mode="cip")
+    assert bad.exit_code != 0 and "64 + 2 × 3 = 70 is not; use a multiple of 4" in bad.output
+
+
 def test_same_names_in_different_folders_and_unusual_names(tiny_run, tmp_path):
     source = slides(tiny_run)[0]
     a, b = tmp_path / "a" / "x.tiff", tmp_path / "b" / "x.tiff"

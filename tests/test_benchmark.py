@@ -152,6 +152,35 @@ def test_new_policy_settings_retrain_the_policies_but_not_the_segmenters(tiny_be
     assert "learning_rate: 0.003" in saved
 
 
+def test_bench_overlap_rescores_the_benchmark_at_margin_0_and_measures_the_others(
+    tiny_benchmark, capsys
+):
+    from conftest import load_script
+
+    out, _ = tiny_benchmark
+    script = load_script("bench_overlap")
+    assert script.main(["--benchmark", str(out), "--margins", "4", "--repeats", "2"]) == 0
+    rows = json.loads((out / "overlap.json").read_text())
+    assert [(r["mode"], r["overlap"]) for r in rows] == [
+        ("cip", 0), ("cip", 4), ("razn", 0), ("razn", 4)
+    ]  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    lam = json.loads((out / "benchmark.json").read_text())["default_lambda"]
+    cip = next(r for r in results if r["variant"] == "clean" and r["mode"] == "cip")
+    razn = next(
+        r for r in results
+        if r["variant"] == "clean" and r["mode"] == "razn" and r["lambda"] == lam
+        and r["seed"] == 0
+    )  # fmt: skip
+    # without a margin it is the benchmark's own segmentation, scored the same way
+    assert rows[0]["dice"] == cip["dice"] and rows[0]["patches"] == sum(cip["patches"])
+    assert rows[2]["dice"] == razn["dice"] and rows[2]["patches"] == sum(razn["patches"])
+    assert rows[1]["patches"] == rows[0]["patches"]  # a margin changes inputs, not patches
+    for row in rows:
+        assert len(row["seconds_runs"]) == 2 and row["seconds"] > 0
+    assert "| cip | 4 |" in capsys.readouterr().out
+
+
 def test_targets_from_known_rows():
     def row(mode, dice, seconds, patches, lam=None, seed=None, variant="clean"):
         return {

@@ -209,3 +209,49 @@ def test_a_policy_set_may_observe_f_i_at_its_last_level_only(tmp_path):
     _, result = run(ZoomEngine(models, decider, config_for()), slide, tmp_path, "mixed")
     # level 0 zooms without f_0; level 1 is segmented before it zooms; level 2 breaks
     assert result.patches == [0, 7 * 5, 13 * 10] and result.zoomed == [12, 35, 0]
+
+
+class BoxSegmenter(ColourSegmenter):
+    """Class 1 where the 5 × 5 mean of the red channel is below 128: each label depends on
+    its neighbours, so a patch segmented alone is wrong near its borders."""
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        red = patches[:, 0:1].float()
+        mean = nn.functional.avg_pool2d(red, 5, stride=1, padding=2, count_include_pad=False)
+        dark = (mean < 128).float()
+        return torch.cat([1 - dark, dark], dim=1) * 10.0
+
+
+def test_overlap_tiles_give_the_labels_of_the_whole_image_at_once(tmp_path):
+    image = blob_image(203, 150)
+    image[::7, :, 0] = 0  # thin dark rows: the 5 × 5 mean is near 128 along many borders
+    slide = ArraySlide([image])
+    config = config_for()
+    cip = FixedLevel(2, name="cip")
+    # the network run once over the whole slide (white beyond it, as the reader reads)
+    padded = np.pad(image, ((8, 8), (8, 8), (0, 0)), constant_values=255)
+    whole = BoxSegmenter()(torch.from_numpy(padded).permute(2, 0, 1)[None])
+    expected = whole.argmax(1)[0, 8:-8, 8:-8].numpy().astype(np.uint8)
+    models = [BoxSegmenter() for _ in range(3)]
+    tiled, _ = run(ZoomEngine(models, cip, config), slide, tmp_path, "tiled")
+    overlapped, result = run(
+        ZoomEngine(models, cip, config, EngineConfig(overlap=8)), slide, tmp_path, "overlap"
+    )
+    np.testing.assert_array_equal(overlapped, expected)  # no seams
+    assert (tiled != expected).sum() > 0  # patches alone are wrong at their borders
+    assert result.patches == [0, 0, 130]  # same patches: only their inputs grew
+    # a per-pixel network gives the same labels with and without margins: the centre is kept
+    exact = [ColourSegmenter() for _ in range(3)]
+    plain, _ = run(ZoomEngine(exact, cip, config), slide, tmp_path, "plain")
+    margin, _ = run(ZoomEngine(exact, cip, config, EngineConfig(overlap=16)), slide, tmp_path, "m")
+    np.testing.assert_array_equal(plain, margin)
+
+
+def test_an_overlap_the_network_cannot_take_is_a_one_line_error():
+    from razn.errors import ConfigError
+
+    models = [ColourSegmenter() for _ in range(3)]
+    with pytest.raises(ConfigError, match=r"16 \+ 2 × 4 = 24 is not; use a multiple of 8"):
+        ZoomEngine(models, FixedLevel(2), config_for(), EngineConfig(overlap=4))
+    with pytest.raises(ConfigError, match=r"engine\.overlap"):
+        EngineConfig(overlap=-1)

@@ -23,6 +23,7 @@ from razn.benchmark.jobs import Context, Job, job_decider, job_key
 from razn.data.manifest import ManifestEntry
 from razn.engine import EngineConfig, ZoomEngine
 from razn.engine.batch import output_name
+from razn.engine.zoom import SlideResult
 from razn.slide import open_slide
 from razn.slide.tissue import detect_tissue
 
@@ -45,7 +46,7 @@ def warm_up(
     )
     with tempfile.TemporaryDirectory(dir=ctx.out) as scratch:
         for entry in entries:
-            _time_once(engine, entry, Path(scratch) / "labels.zarr")
+            segment_labels(engine, entry, Path(scratch) / "labels.zarr")
     ctx.log(
         f"warm-up pass (cip, untimed) over {len(entries)} slides: "
         f"{time.perf_counter() - start:.0f} s"
@@ -90,7 +91,8 @@ def retime(
                     EngineConfig(device=device),
                 )
                 with tempfile.TemporaryDirectory(dir=ctx.out) as scratch:
-                    runs[i, k].append(_time_once(engine, entry, Path(scratch) / "labels.zarr"))
+                    result = segment_labels(engine, entry, Path(scratch) / "labels.zarr")
+                    runs[i, k].append(result.seconds)
                 folder = _slide_folder(ctx, job, entry, outputs)
                 _store_repeats(folder, _job_key(ctx, job), runs[i, k][1:])
         ctx.log(
@@ -104,12 +106,12 @@ def retime(
         row["timing_repeats"] = repeats
 
 
-def _time_once(engine: ZoomEngine, entry: ManifestEntry, labels: Path) -> float:
-    """The engine's seconds for one slide (tissue detected outside the timed part, as in
-    :func:`razn.engine.batch.segment_one`)."""
+def segment_labels(engine: ZoomEngine, entry: ManifestEntry, labels: Path) -> SlideResult:
+    """Segment one slide into the label array ``labels`` only (tissue detected outside the
+    timed part, as in :func:`razn.engine.batch.segment_one`)."""
     with open_slide(entry.slide) as slide:
         tissue = detect_tissue(slide, engine.config.tissue)
-        return engine.segment(slide, labels, tissue=tissue).seconds
+        return engine.segment(slide, labels, tissue=tissue)
 
 
 def _job_key(ctx: Context, job: Job) -> str:

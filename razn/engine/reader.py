@@ -29,7 +29,11 @@ class PatchReader:
     :meth:`views` reads the policies' small views instead (``view_size`` px a side over the
     same area, from the pyramid level nearest that resolution): a decision costs a sixteenth
     of a patch's decoding at 256 → 64 px, and only the patches the policy breaks are then
-    read whole."""
+    read whole.
+
+    With a ``margin``, :meth:`batches` reads each patch with that many px of context on
+    every side (``P + 2·margin`` a side, the slide's outside white) for overlap-tile
+    segmentation; the views never carry one."""
 
     def __init__(
         self,
@@ -40,8 +44,10 @@ class PatchReader:
         prefetch: int = 2,
         pinned: bool = False,
         view_size: int | None = None,
+        margin: int = 0,
     ):
         self.slide = slide
+        self.margin = margin
         self.geometry = geometry
         self.plans = plans
         self.view_size = view_size
@@ -64,8 +70,10 @@ class PatchReader:
     def batches(
         self, batches: Sequence[Sequence[Node]]
     ) -> Iterator[tuple[Sequence[Node], np.ndarray]]:
-        """Yield ``(nodes, patches (N, P, P, 3) uint8)`` for each batch, in order."""
-        return self._ahead(batches, self.plans, self.geometry.patch_size, self.pinned)
+        """Yield ``(nodes, patches (N, P + 2·margin, P + 2·margin, 3) uint8)`` for each batch,
+        in order."""
+        size = self.geometry.patch_size + 2 * self.margin
+        return self._ahead(batches, self.plans, size, self.pinned, self.margin)
 
     def views(
         self, batches: Sequence[Sequence[Node]]
@@ -77,7 +85,7 @@ class PatchReader:
             raise ValueError("this reader was made without a view_size")
         if self.view_plans is None:
             size = self.view_size
-            for nodes, patches in self.batches(batches):
+            for nodes, patches in self._ahead(batches, self.plans, self.geometry.patch_size, False):
                 yield nodes, enlarged(np.asarray(patches), size)
             return
         yield from self._ahead(batches, self.view_plans, self.view_size, False)
@@ -88,11 +96,12 @@ class PatchReader:
         plans: Sequence[LevelPlan],
         size: int,
         pinned: bool,
+        margin: int = 0,
     ) -> Iterator[tuple[Sequence[Node], np.ndarray]]:
         pending: deque[tuple[Sequence[Node], Future[np.ndarray]]] = deque()
         upcoming = iter(batches)
         for nodes in upcoming:
-            future = self._pool.submit(self._read_batch, nodes, plans, size, pinned)
+            future = self._pool.submit(self._read_batch, nodes, plans, size, pinned, margin)
             pending.append((nodes, future))
             if len(pending) > self.prefetch:
                 yield self._collect(pending.popleft())
@@ -112,14 +121,21 @@ class PatchReader:
         return nodes, patches
 
     def _read_batch(
-        self, nodes: Sequence[Node], plans: Sequence[LevelPlan], size: int, pinned: bool
+        self,
+        nodes: Sequence[Node],
+        plans: Sequence[LevelPlan],
+        size: int,
+        pinned: bool,
+        margin: int = 0,
     ) -> np.ndarray:
         start = time.perf_counter()
         patches = empty_patches(len(nodes), size, pinned)
         level0_pixels = 0
         for i, node in enumerate(nodes):
             plan = plans[node.level]
-            location = self.geometry.location(node)
+            x, y = self.geometry.location(node)
+            shift = round(margin * plan.downsample)  # level-0 px of context before the patch
+            location = (x - shift, y - shift)
             patches[i] = read_at_downsample(
                 self.slide, location, plan.downsample, (size, size), plan
             )

@@ -38,6 +38,8 @@ class EngineSpec:
     device: str = "auto"
     precision: str = "auto"
     batch_size: int = 16
+    overlap: int = 0
+    """Overlap-tile margin in px (:attr:`razn.engine.zoom.EngineConfig.overlap`)."""
     backend: str = "torch"
     """Inference backend of the segmenters (:data:`razn.models.backends.BACKENDS`)."""
     output_downsample: float | None = None
@@ -76,11 +78,12 @@ class EngineSpec:
             device=str(device),
             precision=self.precision,
             count_cip_patches=self.budget is not None,
+            overlap=self.overlap,
         )
         predictors = None
         check_backend(self.backend, device)
         if self.backend == "openvino":
-            patch_size = run.config.levels.patch_size
+            patch_size = run.config.levels.patch_size + 2 * self.overlap  # what f_i is given
             predictors = [
                 openvino_predictor(
                     model, run.segmenter_path(level), patch_size, self.batch_size, self.precision
@@ -117,6 +120,7 @@ class EngineSpec:
             else None,
             "run": str(Path(self.run).resolve()),
             "backend": self.backend,
+            "overlap": self.overlap,
             # what segmentation depends on beyond the run: --resume redoes other settings
             "tissue": {
                 "method": engine.config.tissue.method,

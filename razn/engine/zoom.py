@@ -18,6 +18,7 @@ lattice (:mod:`razn.geometry`) and a node is either written or replaced by its c
 
 from __future__ import annotations
 
+import math
 import time
 from array import array
 from collections.abc import Iterator, Sequence
@@ -64,6 +65,10 @@ class EngineConfig:
     count_cip_patches: bool = False
     """Also count the patches cip would segment on each slide (``SlideResult.cip_patches``),
     to report the share of them a budget used."""
+    overlap: int = 0
+    """Overlap-tile margin (px at the patch's level): each patch is read with this much
+    context on every side, segmented at ``(P + 2·overlap)²`` and only its centre ``P²`` kept,
+    so no pixel is labelled from a cut-off view. 0: patches are segmented as they are."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -73,6 +78,20 @@ class EngineConfig:
         check_range("engine.batch_size", self.batch_size, low=1)
         check_range("engine.read_workers", self.read_workers, low=1)
         check_range("engine.prefetch_batches", self.prefetch_batches, low=1)
+        check_range("engine.overlap", self.overlap, low=0)
+
+
+def check_overlap(overlap: int, patch_size: int, encoder_depth: int) -> None:
+    """Refuse an overlap margin that the networks cannot take: an encoder of ``depth``
+    stages halves its input that many times, so the input must stay a multiple of what
+    the patch is a multiple of (up to ``2^depth``)."""
+    stride = math.gcd(patch_size, 2**encoder_depth)
+    if overlap and (2 * overlap) % stride:
+        raise ConfigError(
+            f"engine overlap {overlap} px: the networks need inputs a multiple of {stride} px, "
+            f"and {patch_size} + 2 × {overlap} = {patch_size + 2 * overlap} is not; use a "
+            f"multiple of {max(stride // 2, 1)}"
+        )
 
 
 DecisionRow = tuple[int, int, int, int, int, str, float]
@@ -160,6 +179,12 @@ class ZoomEngine:
         if len(predictors) != self.geometry.num_levels:
             raise ValueError(f"need {self.geometry.num_levels} predictors, got {len(predictors)}")
         self.predictors = list(predictors)
+        check_overlap(self.settings.overlap, self.geometry.patch_size, config.model.encoder_depth)
+
+    @property
+    def input_size(self) -> int:
+        """Side of what the networks segment: the patch and its overlap margins (px)."""
+        return self.geometry.patch_size + 2 * self.settings.overlap
 
     @property
     def output_downsample(self) -> float:
@@ -220,6 +245,7 @@ class _SlideRun:
             cfg.prefetch_batches,
             pinned,
             view_size=engine.config.observation.size,
+            margin=cfg.overlap,
         )
         self.writer = LabelWriter(
             labels_path, self.geometry, slide.dimensions, engine.output_downsample
@@ -410,6 +436,10 @@ class _SlideRun:
         """f_i's class probabilities for the patches of ``batch``, ``(N, K, P, P)``."""
         start = time.perf_counter()
         probs = self.engine.predictors[level](patches)
+        margin = self.engine.settings.overlap
+        if margin:  # keep the centre: every kept pixel had context on all sides
+            size = self.geometry.patch_size
+            probs = probs[:, :, margin : margin + size, margin : margin + size]
         self.result.timings["segment"] += time.perf_counter() - start
         self._check_finite(probs, f"segmenter f_{level}", level, batch)
         self.result.patches[level] += len(batch)
