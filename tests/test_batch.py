@@ -105,9 +105,10 @@ def test_overlap_tiles_are_a_setting_of_segment(tiny_run, tmp_path):
     # the same patches with more context: other labels
     plain = zarr.open_array(str(tmp_path / "plain" / "synth_000" / layout.LABELS), mode="r")
     overlap = zarr.open_array(str(tmp_path / "o" / "synth_000" / layout.LABELS), mode="r")
-    assert summary(tmp_path / "o" / "synth_000")["patches"] == summary(
-        tmp_path / "plain" / "synth_000"
-    )["patches"]
+    assert (
+        summary(tmp_path / "o" / "synth_000")["patches"]
+        == summary(tmp_path / "plain" / "synth_000")["patches"]
+    )
     assert (np.asarray(plain) != np.asarray(overlap)).any()
     # --resume redoes a slide made with another margin
     again = segment(tiny_run, tmp_path / "o", slide, "--overlap", "4", "--resume", mode="cip")

@@ -115,7 +115,7 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
         assert (out / name).is_file()
     assert "## Targets" in (out / "results.md").read_text() and "## Targets" in output
     meta = json.loads((out / "benchmark.json").read_text())
-    assert [t["number"] for t in meta["targets"]] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [t["number"] for t in meta["targets"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     # the noisy run's manifest keeps the clean masks of the test slides
     noisy = (out / "data" / "noisy" / "manifest_noisy_train.csv").read_text()
     assert "clean" in noisy.splitlines()[-1]
@@ -208,7 +208,7 @@ def test_targets_from_known_rows():
         row("random", 0.91, 31.0, [10, 20, 30, 50], None, 1),
     ]
     targets = {t.number: t for t in evaluate_targets(rows, 0.01)}
-    assert sorted(targets) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert sorted(targets) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     pareto = targets[1]
     assert not pareto.met  # fixed-1's Dice costs razn 1.5 x its seconds
     assert "ud: 1.02x its s" in pareto.figure and "fixed-1: 1.50x its s" in pareto.figure
@@ -224,6 +224,7 @@ def test_targets_from_known_rows():
     assert targets[6].met  # 0.96 >= 0.945 and 0.96 - 0.905 > 2 sd
     assert targets[7].met and "gap 0.1200" in targets[7].figure
     assert targets[8].met is None  # no noisy-label rows
+    assert targets[9].met is None  # rows without per-class Dice
 
 
 def test_targets_3_and_4_fall_back_to_the_oracle_point_when_the_oracle_misses_them():
@@ -249,6 +250,16 @@ def test_targets_3_and_4_fall_back_to_the_oracle_point_when_the_oracle_misses_th
     # T4: the oracle at 0.02 is 0.990 x cip in 0.35 x: razn meets its Dice with 140 / 120 patches
     assert targets[4].met and "0.990 x cip's Dice in 0.350 x its seconds" in targets[4].figure
     assert "with 1.17 x its patches" in targets[4].figure
+    # T9: each foreground class against its own cip Dice
+    per_class = {"normal": 0.99, "benign": 0.9, "in situ": 0.8, "invasive": 0.9}
+    cip["dice_per_class"] = per_class
+    razn[2]["dice_per_class"] = {**per_class, "in situ": 0.75, "invasive": 0.88}
+    nine = {t.number: t for t in evaluate_targets([*razn, cip, *oracle], 0.02)}[9]
+    assert not nine.met  # in situ at 0.9375 x
+    assert nine.figure == (
+        "benign 0.9000 / 0.9000 = 1.000; in situ 0.7500 / 0.8000 = 0.938; "
+        "invasive 0.8800 / 0.9000 = 0.978"
+    )
     worse = [*razn[:2], row("razn", 0.949, 33.0, [0, 70, 70], 0.02, 0)]
     targets = {t.number: t for t in evaluate_targets([*worse, cip, *oracle], 0.02)}
     assert not targets[4].met  # 0.949 < the oracle's 0.95

@@ -101,6 +101,7 @@ def evaluate_targets(rows: Sequence[dict[str, Any]], default_lambda: float) -> l
         _matched_target(razn, _select(rows, "uncertainty"), _select(rows, "random")),
         _zoom_matters_target(_select(rows, "ud"), cip),
         _noise_target(rows, default_lambda),
+        _per_class_target(razn, cip),
     ]
     return targets
 
@@ -310,6 +311,21 @@ def _matched_target(razn, uncertainty, random) -> Target:
     )
     clearly = r_mean - q_mean > max(0.005, 2 * max(r_std, q_std))
     return Target(6, text, figure, r_mean >= u_mean and clearly)
+
+
+def _per_class_target(razn: Sequence[dict[str, Any]], cip: Sequence[dict[str, Any]]) -> Target:
+    text = "every class at the default λ: each foreground class's Dice >= 0.95 x its cip Dice (mean over seeds)"
+    if not (razn and cip) or any("dice_per_class" not in r for r in [*razn, cip[0]]):
+        return Target(9, text, "not run", None)
+    names = list(cip[0]["dice_per_class"])[1:]  # class 0 is the background
+    parts, met = [], True
+    for name in names:
+        dice = float(np.mean([r["dice_per_class"][name] for r in razn]))
+        reference = cip[0]["dice_per_class"][name]
+        ratio = dice / reference if reference > 0 else float("nan")
+        met = met and ratio >= 0.95
+        parts.append(f"{name} {dice:.4f} / {reference:.4f} = {ratio:.3f}")
+    return Target(9, text, "; ".join(parts), met)
 
 
 def _noise_target(rows, default_lambda: float) -> Target:
