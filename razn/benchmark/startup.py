@@ -1,0 +1,102 @@
+"""How soon ``razn`` answers: seconds from the command to its first patch
+(``scripts/bench_startup.py``).
+
+Each command runs in a fresh child interpreter, as a user runs it. For ``razn segment`` the
+child is started through a small bootstrap that wraps the engine's first decision and first
+segmentation, and prints the wall-clock time at the first of them; the parent subtracts the
+time it launched the child. Everything a user waits for is inside: the interpreter's start,
+the imports (torch, segmentation-models-pytorch, Stable-Baselines3), loading the networks
+and policies, opening the slide and detecting its tissue.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MARK = "RAZN_FIRST_PATCH"
+
+BOOTSTRAP = f"""
+import sys, time
+import razn.engine.zoom as zoom
+
+def _first(method):
+    def wrapped(self, *args, **kwargs):
+        if not getattr(zoom, "_first_seen", False):
+            zoom._first_seen = True
+            print("{MARK}", repr(time.time()), file=sys.stderr, flush=True)
+        return method(self, *args, **kwargs)
+    return wrapped
+
+zoom._SlideRun._segment = _first(zoom._SlideRun._segment)
+zoom._SlideRun._decide = _first(zoom._SlideRun._decide)
+from razn.cli import main
+main(sys.argv[1:], prog_name="razn")
+"""
+
+
+@dataclass(frozen=True)
+class StartupTime:
+    """One command's median seconds over the repeats (and each run's)."""
+
+    command: str
+    seconds: float
+    """To the first patch for ``segment``; to the end of the command otherwise."""
+    runs: list[float]
+
+
+def time_to_first_patch(arguments: Sequence[str]) -> tuple[float, float]:
+    """``(seconds to the first patch, seconds to the end)`` of ``razn segment ARGUMENTS``."""
+    launched = time.time()
+    done = subprocess.run(
+        [sys.executable, "-c", BOOTSTRAP, "segment", *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    ended = time.time() - launched
+    if done.returncode != 0:
+        raise RuntimeError(f"razn segment failed: {done.stderr.strip().splitlines()[-1:]}")
+    for line in done.stderr.splitlines():
+        if line.startswith(MARK):
+            return float(line.split()[1]) - launched, ended
+    raise RuntimeError("razn segment finished without segmenting a patch")
+
+
+def time_command(arguments: Sequence[str]) -> float:
+    """Wall seconds of ``razn ARGUMENTS`` in a fresh interpreter."""
+    launched = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "razn", *arguments], capture_output=True, check=True)
+    return time.perf_counter() - launched
+
+
+def measure_startup(
+    slide: str, run: str, out: str, repeats: int = 3, mode: str = "razn"
+) -> list[StartupTime]:
+    """``razn --help``, ``razn info SLIDE`` and ``razn segment SLIDE`` (to its first patch),
+    each the median of ``repeats`` runs after one untimed run (page cache)."""
+    segment = [slide, "--run", run, "--out", out, "--mode", mode, "--quiet"]
+    commands = {
+        "razn --help": lambda: time_command(["--help"]),
+        "razn info SLIDE": lambda: time_command(["info", slide]),
+        f"razn segment SLIDE --mode {mode}: first patch": lambda: time_to_first_patch(segment)[0],
+    }
+    rows = []
+    for name, timed in commands.items():
+        timed()  # untimed: the files in the page cache, as on a machine in use
+        runs = [timed() for _ in range(repeats)]
+        rows.append(StartupTime(name, statistics.median(runs), runs))
+    return rows
+
+
+def format_table(rows: Sequence[StartupTime]) -> str:
+    lines = ["| command | seconds (median) | runs |", "|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| `{r.command}` | {r.seconds:.2f} | {', '.join(f'{x:.2f}' for x in r.runs)} |"
+        )
+    return "\n".join(lines)

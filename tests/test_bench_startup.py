@@ -1,0 +1,28 @@
+"""scripts/bench_startup.py on the tiny run: every command timed, the first patch found."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import load_script
+
+from razn.benchmark.startup import time_to_first_patch
+
+
+def test_bench_startup_times_help_info_and_the_first_patch(tiny_run, capsys):
+    slide = tiny_run / "data" / "slides" / "synth_002.tiff"
+    script = load_script("bench_startup")
+    args = ["--run", str(tiny_run / "run"), "--slide", str(slide), "--repeats", "1"]
+    assert script.main([*args, "--mode", "cip"]) == 0
+    rows = [line.split("|")[1:3] for line in capsys.readouterr().out.splitlines()[2:]]
+    commands = [name.strip() for name, _ in rows]
+    assert commands == [
+        "`razn --help`", "`razn info SLIDE`", "`razn segment SLIDE --mode cip: first patch`"
+    ]  # fmt: skip
+    seconds = [float(value) for _, value in rows]
+    assert 0 < seconds[0] < seconds[2]  # --help imports no torch; segment loads networks
+
+
+def test_a_failing_segment_is_reported(tiny_run, tmp_path):
+    with pytest.raises(RuntimeError, match="razn segment failed"):
+        time_to_first_patch([str(tmp_path / "missing.tiff"), "--run", str(tiny_run / "run"),
+                             "--out", str(tmp_path)])  # fmt: skip
