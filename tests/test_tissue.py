@@ -9,6 +9,7 @@ from razn.errors import ConfigError
 from razn.slide import ArraySlide, open_slide
 from razn.slide.tissue import (
     TissueConfig,
+    TissueMask,
     detect_tissue,
     otsu_threshold,
     thumbnail_downsample,
@@ -97,3 +98,17 @@ def test_real_slides_have_tissue(shared_fixtures):
         assert 0.2 < detect_tissue(slide).fraction < 0.6
     with open_slide(slides / "test3-DAPI-2-(387).ndpi") as slide:
         assert detect_tissue(slide, TissueConfig(method="fluorescence")).fraction > 0.5
+
+
+def test_sample_maps_pixel_centres_and_treats_outside_as_not_tissue() -> None:
+    # A 3 × 4 mask at downsample 10: pixel [i, j] covers level-0 [10j, 10j + 10) × [10i, 10i + 10).
+    grid = np.array([[1, 0, 1, 1], [0, 1, 0, 0], [1, 1, 0, 1]], bool)
+    tissue = TissueMask(grid, downsample=10.0, threshold=0.0)
+    # Downsample 5 from level-0 (0, 0): centres at 2.5, 7.5, 12.5, … map to mask pixels 0, 0, 1, 1, …
+    assert (tissue.sample((0, 0), 5.0, (8, 6)) == grid.repeat(2, 0).repeat(2, 1)).all()
+    # Straddling the top-left corner: the rows and columns before the slide are not tissue.
+    expected = np.zeros((3, 3), bool)
+    expected[1:, 1:] = grid[:2, :2]
+    assert (tissue.sample((-10, -10), 10.0, (3, 3)) == expected).all()
+    # Wholly outside.
+    assert not tissue.sample((100, 100), 10.0, (2, 2)).any()
