@@ -37,3 +37,20 @@ def test_one_chunk_per_root_and_the_same_pixels_when_memory_is_short(tmp_path):
         h, w = min(block.shape[0], 40 - y), min(block.shape[1], 60 - x)
         np.testing.assert_array_equal(got[y : y + h, x : x + w], block[:h, :w])
     assert (got[32:, 32:] == 0).all()  # root (1, 1) never written: background
+
+
+def test_an_all_background_root_stays_absent_and_a_rewritten_one_keeps_its_zeros(tmp_path):
+    geometry = ZoomGeometry((4.0, 2.0, 1.0), 8)  # roots of 32 level-0 px: 2 x 2 on 60 x 40
+    ones, zeros = np.ones((8, 8), np.uint8), np.zeros((8, 8), np.uint8)
+    # root (0, 0) holds a class-1 patch; root (1, 0) only background
+    writer, got = _written(
+        tmp_path, "a.zarr", 2**20, [Node(2, 0, 0), Node(2, 4, 0)], [ones, zeros], geometry
+    )
+    assert writer.chunks_written == 1
+    assert zarr.open_array(str(tmp_path / "a.zarr"), mode="r").nchunks_initialized == 1
+    assert got[:8, :8].all() and not got[:, 8:].any()
+    # A one-canvas buffer writes root (0, 0) early; its patch painted again as background
+    # later must overwrite the chunk on disk, not leave the early 1s behind.
+    nodes = [Node(2, 0, 0), Node(2, 4, 0), Node(2, 0, 0)]
+    _, got = _written(tmp_path, "b.zarr", 1, nodes, [ones, ones, zeros], geometry)
+    assert not got[:8, :8].any() and got[:8, 32:40].all()
