@@ -8,17 +8,37 @@ that was interrupted continues where it stopped.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+ORPHAN_CHECK_SECONDS = 1.0
+"""How often a worker checks that the process that started it is still there."""
 
-def _single_thread() -> None:
+
+def _worker_start(parent: int) -> None:
+    """Every worker: one torch thread, and an end once it is orphaned."""
     import torch
 
     torch.set_num_threads(1)
+    watch = threading.Thread(
+        target=_exit_when_orphaned, args=(parent,), name="razn-orphan-watch", daemon=True
+    )
+    watch.start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """End this worker once ``parent`` is gone. A benchmark killed by a signal it cannot
+    catch (a scheduler's SIGKILL, ``kill -9``) leaves its pool behind; the workers would
+    go on training into the run folder, racing a resumed benchmark for the same files."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os._exit(1)
 
 
 def run_tasks(
@@ -30,7 +50,8 @@ def run_tasks(
     """``function(*task)`` for every task, ``workers`` at a time; results in task order.
 
     With one worker (or one task) everything runs in this process. Worker processes are
-    spawned, never forked, so no torch thread pool is inherited half-initialised.
+    spawned, never forked, so no torch thread pool is inherited half-initialised, and end
+    by themselves when this process is killed (:func:`_exit_when_orphaned`).
     """
     if workers <= 1 or len(tasks) <= 1:
         results: list[Any] = []
@@ -41,7 +62,10 @@ def run_tasks(
         return results
     context = multiprocessing.get_context("spawn")
     results = [None] * len(tasks)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as pool:
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)
+    )
+    with pool:
         futures = {pool.submit(function, *task): i for i, task in enumerate(tasks)}
         for future in as_completed(futures):
             index = futures[future]
