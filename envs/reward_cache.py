@@ -8,7 +8,12 @@ and stores, per working level ``j``:
   resolution on non-ignored pixels inside the slide (areas outside tissue are
   predicted background, as the engine outputs them);
 * ``area``: the number of such pixels;
-* ``image``, ``seg``, ``stats``: the observation g_j sees (levels below the finest).
+* ``image``, ``seg``, ``stats``: the observation g_j sees (levels below the finest);
+* ``parent_errors`` (levels below the root): the pixels f_{j−1} gets wrong in each node's
+  area, what a node keeps when its parent breaks and does not refine it;
+* ``parent_image``, ``parent_seg``, ``parent_stats`` (same levels): the ``segmentation``
+  observation of each node's area cut from its parent's patch and f_{j−1}'s output on it,
+  what the refine policy h_{j−1} sees (:mod:`razn.rewards`, refinement).
 
 Arrays are shaped ``(R, n, n, …)`` with ``R`` roots and ``n = r^j`` (see
 :mod:`razn.rewards`). A slide's cache lives in ``<cache dir>/<key>.zarr`` where the
@@ -22,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +44,12 @@ from razn.run_config import RunConfig
 from razn.slide import Slide, open_slide, read_at_downsample
 from razn.slide.tissue import TissueMask, detect_tissue
 
-CACHE_FORMAT = "razn-reward-cache/2"
-"""Version 2: the observations' images are read from the slide at the view's resolution,
-as the engine reads them (version 1 pooled them from the full patches)."""
+CACHE_FORMAT = "razn-reward-cache/3"
+"""Version 3: what refinement needs (``parent_errors``, ``parent_*`` observations); version 2
+read the observations' images from the slide at the view's resolution, as the engine reads
+them (version 1 pooled them from the full patches)."""
 OBSERVATION_KEYS = ("image", "seg", "stats")
+PARENT_PREFIX = "parent_"
 
 
 @dataclass
@@ -52,17 +59,27 @@ class LevelTable:
     errors: np.ndarray
     area: np.ndarray
     observations: dict[str, np.ndarray]
+    parent_errors: np.ndarray | None = None
+    """f_{j−1}'s misclassified pixels in each node's area (None at the roots)."""
+    parent_observations: dict[str, np.ndarray] = field(default_factory=dict)
+    """The ``segmentation`` observation of each node's area in its parent's patch."""
 
     @staticmethod
     def concatenate(tables: Sequence[LevelTable]) -> LevelTable:
+        first = tables[0]
         return LevelTable(
             np.concatenate([t.errors for t in tables]),
             np.concatenate([t.area for t in tables]),
-            {
-                key: np.concatenate([t.observations[key] for t in tables])
-                for key in tables[0].observations
-            },
+            _concatenate([t.observations for t in tables]),
+            None
+            if first.parent_errors is None
+            else np.concatenate([t.parent_errors for t in tables if t.parent_errors is not None]),
+            _concatenate([t.parent_observations for t in tables]),
         )
+
+
+def _concatenate(dicts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([d[key] for d in dicts]) for key in dicts[0]}
 
 
 def cache_key(
@@ -185,7 +202,8 @@ def root_tables(
     eval_size = round(geometry.extent(0) / eval_ds)
     labels = mask.read_labels(location, eval_ds, (eval_size, eval_size))
     valid = _inside_slide(location, eval_ds, eval_size, slide.dimensions) & (labels != 255)
-    tables = []
+    tables: list[LevelTable] = []
+    inherited: tuple[np.ndarray | None, dict[str, np.ndarray]] = (None, {})
     for level, segmenter in enumerate(segmenters):
         n = geometry.rate**level
         downsample = geometry.downsamples[level]
@@ -195,7 +213,8 @@ def root_tables(
         on_tissue = split_patches(tissue.sample(location, downsample, (size, size)), n)
         prediction = tissue_labels(probs, on_tissue)
         predicted = resample_labels(merge_patches(prediction, n), downsample / eval_ds)
-        errors = block_sums((predicted != labels) & valid, n).astype(np.float64)
+        wrong = (predicted != labels) & valid
+        errors = block_sums(wrong, n).astype(np.float64)
         area = block_sums(valid, n).astype(np.float64)
         observations = {}
         if level < geometry.finest_level:
@@ -203,8 +222,39 @@ def root_tables(
             views = read_views(slide, geometry, level, location, config.observation.size)
             obs = make_observations(patches, probs, share, config.observation, views)
             observations = {k: v.reshape(1, n, n, *v.shape[1:]) for k, v in obs.items()}
-        tables.append(LevelTable(errors[None], area[None], observations))
+        table = LevelTable(errors[None], area[None], observations, *inherited)
+        tables.append(table)
+        if level < geometry.finest_level:
+            inherited = (
+                block_sums(wrong, n * geometry.rate).astype(np.float64)[None],
+                quadrant_observations(patches, probs, on_tissue, n, geometry.rate, config),
+            )
     return tables
+
+
+def quadrant_observations(
+    patches: np.ndarray,
+    probs: np.ndarray,
+    on_tissue: np.ndarray,
+    n: int,
+    rate: int,
+    config: RunConfig,
+) -> dict[str, np.ndarray]:
+    """The refine policy's observation of every quadrant of a root's ``n × n`` patches, on
+    the next level's grid ``(1, n·r, n·r, …)``: each quadrant's pixels and f's output on it,
+    cut from the parent patch as the engine cuts them (:func:`razn.observation.quadrants`)."""
+    from razn.observation import quadrants
+
+    m = n * rate
+    cut = quadrants(patches, probs, on_tissue, rate)
+    obs = make_observations(cut[0], cut[1], cut[2].mean(axis=(1, 2)), config.observation)
+    # quadrants() orders (parent, qy, qx); the grid wants (row, col) of the finer level
+    return {
+        key: value.reshape(n, n, rate, rate, *value.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(1, m, m, *value.shape[1:])
+        for key, value in obs.items()
+    }
 
 
 def read_views(
@@ -258,6 +308,10 @@ def write_tables(
         sub.create_array("area", data=table.area)
         for key, values in table.observations.items():
             sub.create_array(key, data=values)
+        if table.parent_errors is not None:
+            sub.create_array(PARENT_PREFIX + "errors", data=table.parent_errors)
+        for key, values in table.parent_observations.items():
+            sub.create_array(PARENT_PREFIX + key, data=values)
     group.attrs.update({**attrs, "format": CACHE_FORMAT, "levels": len(tables)})
     group.attrs["complete"] = True  # written last: a half-written cache is never reused
 
@@ -281,7 +335,23 @@ def read_tables(paths: Sequence[Path]) -> tuple[list[LevelTable], list[np.ndarra
 
 def _read_level(group) -> LevelTable:
     observations = {k: np.asarray(group[k][:]) for k in OBSERVATION_KEYS if k in group}
-    return LevelTable(np.asarray(group["errors"][:]), np.asarray(group["area"][:]), observations)
+    parent = {
+        k: np.asarray(group[PARENT_PREFIX + k][:])
+        for k in OBSERVATION_KEYS
+        if PARENT_PREFIX + k in group
+    }
+    parent_errors = (
+        np.asarray(group[PARENT_PREFIX + "errors"][:])
+        if PARENT_PREFIX + "errors" in group
+        else None
+    )
+    return LevelTable(
+        np.asarray(group["errors"][:]),
+        np.asarray(group["area"][:]),
+        observations,
+        parent_errors,
+        parent,
+    )
 
 
 def _is_complete(target: Path) -> bool:
@@ -297,14 +367,24 @@ def _is_complete(target: Path) -> bool:
 def _empty_table(config: RunConfig, level: int) -> LevelTable:
     n = config.levels.geometry().rate ** level
     s, k = config.observation.size, config.data.num_classes
-    observations = {}
-    if level < config.levels.geometry().finest_level:
-        observations = {
+
+    def empty_observations() -> dict[str, np.ndarray]:
+        return {
             "image": np.zeros((0, n, n, 3, s, s), np.uint8),
             "seg": np.zeros((0, n, n, k, s, s), np.uint8),
             "stats": np.zeros((0, n, n, NUM_FIXED_STATS + k), np.float32),
         }
-    return LevelTable(np.zeros((0, n, n)), np.zeros((0, n, n)), observations)
+
+    observations = empty_observations() if level < config.levels.geometry().finest_level else {}
+    if level == 0:
+        return LevelTable(np.zeros((0, n, n)), np.zeros((0, n, n)), observations)
+    return LevelTable(
+        np.zeros((0, n, n)),
+        np.zeros((0, n, n)),
+        observations,
+        np.zeros((0, n, n)),
+        empty_observations(),
+    )
 
 
 def _inside_slide(location, downsample: float, size: int, dimensions) -> np.ndarray:

@@ -11,15 +11,12 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.reward_cache import LevelTable, read_tables
-from razn.observation import ObservationConfig, observation_space, policy_view
-from razn.rewards import (
-    DecideFirst,
-    RewardConfig,
-    decides_first,
-    zoom_cost,
-    zoom_outcome,
-    zoom_reward,
-)
+from razn.observation import TISSUE_STAT, ObservationConfig, observation_space, policy_view
+from razn.rewards import DecideFirst, Refinement, RewardConfig, refine_rewards, zoom_gain
+
+KINDS = ("zoom", "refine")
+"""What the environment's policy decides: g_i's zoom or break of a patch, or h_i's refine
+or keep of a quadrant of a patch g_i broke."""
 
 
 class ZoomEnv(gym.Env):
@@ -34,8 +31,13 @@ class ZoomEnv(gym.Env):
     come from a reward cache built once per slide (see :mod:`envs.reward_cache`), so a
     step is an array look-up.
 
+    With ``kind="refine"`` it serves h_i instead, the refine policy of a refine level
+    (``policy.refine_levels``): each step shows one tissue quadrant of a patch g_i broke,
+    as f_i's output and the pixels cut from that patch, and rewards sending it to level
+    i+1 against keeping f_i's labels there.
+
     ## Action Space
-    ``Discrete(2)``: 0 = break, 1 = zoom.
+    ``Discrete(2)``: 0 = break, 1 = zoom (``refine``: 0 = keep, 1 = refine).
 
     ## Observation Space
     With ``inputs="image"`` (the default: the policy decides before f_i runs), ``Dict`` of
@@ -44,6 +46,7 @@ class ZoomEnv(gym.Env):
     With ``inputs="segmentation"`` also ``"seg"`` ``Box(0, 255, (K, S, S), uint8)`` (f_i's
     normalised entropy and foreground probabilities), and ``"stats"`` ``Box(0, 1, (5 + K,),
     float32)`` summarise f_i's output and the tissue share; see :mod:`razn.observation`.
+    ``kind="refine"`` always sees that ``segmentation`` observation, of the quadrant.
 
     ## Rewards
     Break: 0. Zoom: ``(err_break − err_zoom) / A − λ · cost_zoom`` where ``err_break``
@@ -53,7 +56,9 @@ class ZoomEnv(gym.Env):
     the evaluation resolution (the same unit at every level), and
     ``cost_zoom`` the segmentations and policy calls the zoom adds over breaking, in
     units of one patch segmentation (with ``inputs="image"`` a zoom saves the patch's
-    own segmentation; see :mod:`razn.rewards`).
+    own segmentation; see :mod:`razn.rewards`). At a refine level, breaking includes the
+    quadrants h_i refines (``refinement``). ``refine``: keep 0, refine
+    ``(err_parent − err_child) / A − λ · cost_child`` (:func:`razn.rewards.refine_rewards`).
 
     ## Starting State
     A patch drawn from all cached patches of the level (uniformly, or half from
@@ -76,9 +81,13 @@ class ZoomEnv(gym.Env):
     * ``inputs``: ``image`` or ``segmentation``, what the policy sees (keyword only).
     * ``decide_first``: the cost model of every level (:mod:`razn.rewards`; keyword only;
       default: every level as ``inputs`` says).
+    * ``refinement``: the refine levels and the trained refine decisions below and at
+      ``level`` (:class:`razn.rewards.Refinement`; keyword only; default none).
+    * ``kind``: ``zoom`` (g_i) or ``refine`` (h_i; keyword only).
 
     ## Version History
-    * v0: initial version; ``inputs`` added with image-first policies (default ``image``).
+    * v0: initial version; ``inputs`` added with image-first policies (default ``image``);
+      ``refinement`` and ``kind`` added with refine levels.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's convention
@@ -97,6 +106,8 @@ class ZoomEnv(gym.Env):
         unit_area: float,
         inputs: str = "image",
         decide_first: DecideFirst | None = None,
+        refinement: Refinement | None = None,
+        kind: str = "zoom",
     ):
         tables = cache[0] if isinstance(cache, tuple) else read_tables([Path(p) for p in cache])[0]
         if not 0 <= level < len(tables) - 1:
@@ -105,26 +116,49 @@ class ZoomEnv(gym.Env):
             )
         if episode_length < 1:
             raise ValueError(f"episode_length must be positive, got {episode_length}")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         self.level = level
+        self.kind = kind
         self.reward_config = reward or RewardConfig()
         self.episode_length = episode_length
         self.sampling = sampling
-        table = tables[level]
-        view = policy_view(table.observations, inputs)
-        self._observations = {k: _flat(v, 3) for k, v in view.items()}
-        rewards = zoom_rewards(
-            tables,
-            level,
-            rate,
-            zoom or {},
-            self.reward_config,
-            unit_area,
-            decide_first if decide_first is not None else inputs == "image",
-        )
-        self.rewards = _flat(rewards, 3)
+        cost_model = decide_first if decide_first is not None else inputs == "image"
+        if kind == "refine":
+            if refinement is None or level not in refinement.levels:
+                raise ValueError(f"level {level} is not a refine level")
+            inputs = "segmentation"
+            shown = tables[level + 1].parent_observations
+            rewards = refine_rewards(
+                [t.errors for t in tables],
+                tables[level + 1].area,
+                zoom or {},
+                level,
+                rate,
+                self.reward_config,
+                unit_area,
+                refinement,
+                cost_model,
+            )
+            keep = np.asarray(refinement.tissue[level + 1], bool).reshape(-1)
+        else:
+            shown = policy_view(tables[level].observations, inputs)
+            rewards = zoom_rewards(
+                tables,
+                level,
+                rate,
+                zoom or {},
+                self.reward_config,
+                unit_area,
+                cost_model,
+                refinement,
+            )
+            keep = np.ones(rewards.size, bool)
+        self._observations = {k: _flat(v, 3)[keep] for k, v in shown.items()}
+        self.rewards = _flat(rewards, 3)[keep]
         if len(self.rewards) == 0:
             raise ValueError("the reward cache holds no patches (no tissue in its slides?)")
-        num_classes = table.observations["seg"].shape[-3]
+        num_classes = tables[0].observations["seg"].shape[-3]
         self.observation_space = observation_space(
             observation or ObservationConfig(), num_classes, inputs
         )
@@ -174,14 +208,38 @@ def zoom_rewards(
     config: RewardConfig,
     unit_area: float,
     decide_first: DecideFirst = True,
+    refinement: Refinement | None = None,
 ) -> np.ndarray:
     """The reward of zooming every cached node of ``level``, ``(R, n, n)``; ``decide_first``
-    is the cost model (:mod:`razn.rewards`)."""
-    errors = [t.errors for t in tables]
-    outcome = zoom_outcome(errors, zoom, level, rate, decide_first)
-    cost = zoom_cost(outcome, config, decides_first(decide_first, level))
-    return zoom_reward(
-        errors[level], outcome.errors, tables[level].area, cost, config.lam, unit_area
+    is the cost model and ``refinement`` what breaking refines (:mod:`razn.rewards`)."""
+    return zoom_gain(
+        [t.errors for t in tables],
+        tables[level].area,
+        zoom,
+        level,
+        rate,
+        config,
+        unit_area,
+        decide_first,
+        refinement,
+    )
+
+
+def cached_refinement(
+    tables: Sequence[LevelTable],
+    levels: frozenset[int],
+    refine: Mapping[int, np.ndarray] | None = None,
+) -> Refinement | None:
+    """The :class:`razn.rewards.Refinement` of cached trees for the refine ``levels`` (None
+    when there are none): f's errors per quadrant and the tissue quadrants h is asked about,
+    from the parents' cached views, as the engine decides them."""
+    if not levels:
+        return None
+    tissue = [np.ones(tables[0].errors.shape, bool)] + [
+        np.asarray(t.parent_observations["stats"][..., TISSUE_STAT] > 0) for t in tables[1:]
+    ]
+    return Refinement(
+        frozenset(levels), [t.parent_errors for t in tables], tissue, dict(refine or {})
     )
 
 

@@ -172,6 +172,27 @@ def make_observations(
     }
 
 
+def quadrants(
+    patches: np.ndarray, probs: np.ndarray, on_tissue: np.ndarray, rate: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each patch's ``r × r`` quadrants, the areas of its children one level finer: from
+    ``(N, P, P, 3)`` patches, ``(N, K, P, P)`` probabilities and ``(N, P, P)`` tissue, the
+    same of side ``P / r`` for ``N · r²`` quadrants, ordered by patch, then row, then column
+    (as :meth:`razn.geometry.ZoomGeometry.children`)."""
+    count, size = patches.shape[0], patches.shape[1]
+    if size % rate:
+        raise ValueError(f"a patch of {size} px does not split into {rate} × {rate} quadrants")
+    q, k, n = size // rate, probs.shape[1], count * rate * rate
+    cut_patches = patches.reshape(count, rate, q, rate, q, -1).transpose(0, 1, 3, 2, 4, 5)
+    cut_probs = probs.reshape(count, k, rate, q, rate, q).transpose(0, 2, 4, 1, 3, 5)
+    cut_tissue = on_tissue.reshape(count, rate, q, rate, q).transpose(0, 1, 3, 2, 4)
+    return (
+        np.ascontiguousarray(cut_patches).reshape(n, q, q, patches.shape[-1]),
+        np.ascontiguousarray(cut_probs).reshape(n, k, q, q),
+        np.ascontiguousarray(cut_tissue).reshape(n, q, q),
+    )
+
+
 def enlarged(patches: np.ndarray, size: int) -> np.ndarray:
     """``(N, P, P, 3)`` patches smaller than a view, enlarged to ``(N, S, S, 3)`` by nearest
     neighbour (source pixel ``floor(i · P / S)``, as torch's ``nearest``)."""

@@ -31,12 +31,24 @@ less what breaking would have cost. How much that is depends on what the policie
 
 ``decide_first`` is one bool for every level or one per decision level (a run may let
 only its last decision level see f_i's output: ``policy.informed_levels``).
+
+**Refinement** (``policy.refine_levels``): at a refine level ``j`` a node that breaks is
+not the end of its area. f_j's output is already there, so a second policy h_j looks at
+it quadrant by quadrant and *refines* the quadrants worth it: each becomes a node of
+level ``j + 1`` (which follows g_{j+1} as any child does), the others keep f_j's labels.
+A break then costs ``1`` segmentation plus the refined subtrees and one h_j call per
+tissue quadrant, and its error is the children's where refined and f_j's own
+(``parent_errors``: f_j's errors inside each level-``j + 1`` node's area) elsewhere.
+Nothing segmented is thrown away: a zoom pays ``r²`` patches, a break that refines ``k``
+quadrants ``1 + k``. The reward of refining a quadrant is
+``(parent_err − err_child) / A − λ · cost_child`` (:func:`refine_rewards`), and g_j's zoom
+reward compares the zoom with that refined break (:func:`zoom_rewards_over`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -89,12 +101,74 @@ def sum_children(values: np.ndarray, rate: int) -> np.ndarray:
     return values.reshape(roots, n, rate, n, rate).sum(axis=(2, 4))
 
 
+@dataclass(frozen=True)
+class Refinement:
+    """What refinement needs over cached trees (see the module docstring).
+
+    Attributes:
+        levels: the refine levels (a node of one that breaks asks h_j about its quadrants).
+        parent_errors: per level ``j``, f_{j−1}'s misclassified pixels inside each node's
+            area, ``(R, n, n)`` like ``errors[j]`` (entry 0 is unused: roots have no parent).
+        tissue: per level, which nodes hold tissue ``(R, n, n)`` bool: h_j is asked about,
+            and may refine, only those.
+        refine: per refine level ``j``, its decisions on the level-``j + 1`` grid; a refine
+            level missing here refines nothing (its calls are still counted).
+    """
+
+    levels: frozenset[int]
+    parent_errors: Sequence[np.ndarray | None]
+    tissue: Sequence[np.ndarray]
+    refine: Mapping[int, np.ndarray] = field(default_factory=dict)
+
+    def with_refine(self, level: int, decisions: np.ndarray) -> Refinement:
+        """A copy with h_``level``'s decisions set."""
+        return Refinement(
+            self.levels, self.parent_errors, self.tissue, {**self.refine, level: decisions}
+        )
+
+    def chosen(self, level: int) -> np.ndarray:
+        """The level-``level + 1`` nodes h_``level`` refines (tissue only), bool."""
+        tissue = np.asarray(self.tissue[level + 1], bool)
+        decided = self.refine.get(level)
+        return np.zeros_like(tissue) if decided is None else tissue & np.asarray(decided, bool)
+
+
+def break_outcome(
+    errors: Sequence[np.ndarray],
+    children: SubtreeOutcome | None,
+    level: int,
+    rate: int,
+    refinement: Refinement | None = None,
+) -> SubtreeOutcome:
+    """Outcome of *breaking* every node at ``level``: f_level's segmentation alone, or at a
+    refine level also the quadrants h_level refines, each following the policies below as
+    ``children`` (the level-``level + 1`` outcome) says. Policy calls: h's only."""
+    if refinement is None or level not in refinement.levels:
+        shape = errors[level].shape
+        return SubtreeOutcome(
+            errors[level].astype(np.float64), np.ones(shape, np.int64), np.zeros(shape, np.int64)
+        )
+    if children is None:
+        raise ValueError(f"level {level} refines but has no level below it")
+    parent = refinement.parent_errors[level + 1]
+    if parent is None:
+        raise ValueError(f"refinement at level {level} needs f_{level}'s errors per quadrant")
+    chosen = refinement.chosen(level)
+    asked = np.asarray(refinement.tissue[level + 1], bool).astype(np.int64)
+    return SubtreeOutcome(
+        sum_children(np.where(chosen, children.errors, parent), rate),
+        1 + sum_children(np.where(chosen, children.segmentations, 0), rate),
+        sum_children(asked + np.where(chosen, children.policy_calls, 0), rate),
+    )
+
+
 def follow_policies(
     errors: Sequence[np.ndarray],
     zoom: Mapping[int, np.ndarray],
     level: int,
     rate: int,
     decide_first: DecideFirst = True,
+    refinement: Refinement | None = None,
 ) -> SubtreeOutcome:
     """Outcome for nodes at ``level`` when each level ``j >= level`` zooms where ``zoom[j]``.
 
@@ -106,6 +180,7 @@ def follow_policies(
         rate: the zoom rate ``r``.
         decide_first: the policies decide before f_j runs (a zoomed node is not segmented);
             False: every node a policy decides is segmented first.
+        refinement: the refine levels and their decisions (None: no level refines).
     """
     finest = len(errors) - 1
     outcome = SubtreeOutcome(
@@ -117,14 +192,16 @@ def follow_policies(
         decided = zoom.get(j)
         has_policy = decided is not None
         zoomed = np.zeros(errors[j].shape, bool) if decided is None else np.asarray(decided, bool)
+        broke = break_outcome(errors, outcome, j, rate, refinement)
         outcome = SubtreeOutcome(
-            np.where(zoomed, sum_children(outcome.errors, rate), errors[j]),
+            np.where(zoomed, sum_children(outcome.errors, rate), broke.errors),
             np.where(
                 zoomed,
                 sum_children(outcome.segmentations, rate) + int(not decides_first(decide_first, j)),
-                1,
+                broke.segmentations,
             ),
-            np.where(zoomed, sum_children(outcome.policy_calls, rate), 0) + int(has_policy),
+            np.where(zoomed, sum_children(outcome.policy_calls, rate), broke.policy_calls)
+            + int(has_policy),
         )
     return outcome
 
@@ -135,15 +212,67 @@ def zoom_outcome(
     level: int,
     rate: int,
     decide_first: DecideFirst = True,
+    refinement: Refinement | None = None,
 ) -> SubtreeOutcome:
     """Outcome of *zooming* every node at ``level``: its children follow the policies below
     (see :func:`follow_policies`)."""
-    children = follow_policies(errors, zoom, level + 1, rate, decide_first)
+    children = follow_policies(errors, zoom, level + 1, rate, decide_first, refinement)
     return SubtreeOutcome(
         sum_children(children.errors, rate),
         sum_children(children.segmentations, rate),
         sum_children(children.policy_calls, rate),
     )
+
+
+def _compute(outcome: SubtreeOutcome, config: RewardConfig) -> np.ndarray:
+    """Patch segmentations plus ``policy_cost`` per policy call."""
+    return outcome.segmentations + config.policy_cost * outcome.policy_calls
+
+
+def zoom_gain(
+    errors: Sequence[np.ndarray],
+    area: np.ndarray,
+    zoom: Mapping[int, np.ndarray],
+    level: int,
+    rate: int,
+    config: RewardConfig,
+    unit_area: float,
+    decide_first: DecideFirst = True,
+    refinement: Refinement | None = None,
+) -> np.ndarray:
+    """g_``level``'s reward of zooming every node, ``(R, n, n)``: the errors the zoom removes
+    and the compute it adds, both against breaking (with the refinement a break makes at a
+    refine level); the levels below follow ``zoom`` and ``refinement``."""
+    children = follow_policies(errors, zoom, level + 1, rate, decide_first, refinement)
+    zoomed = SubtreeOutcome(
+        sum_children(children.errors, rate),
+        sum_children(children.segmentations, rate) + int(not decides_first(decide_first, level)),
+        sum_children(children.policy_calls, rate),
+    )
+    broke = break_outcome(errors, children, level, rate, refinement)
+    cost = _compute(zoomed, config) - _compute(broke, config)
+    return zoom_reward(broke.errors, zoomed.errors, area, cost, config.lam, unit_area)
+
+
+def refine_rewards(
+    errors: Sequence[np.ndarray],
+    area: np.ndarray,
+    zoom: Mapping[int, np.ndarray],
+    level: int,
+    rate: int,
+    config: RewardConfig,
+    unit_area: float,
+    refinement: Refinement,
+    decide_first: DecideFirst = True,
+) -> np.ndarray:
+    """h_``level``'s reward of refining every quadrant, on the level-``level + 1`` grid
+    ``(R, n·r, n·r)``: f_level's errors there that the quadrant's subtree removes, minus λ
+    times that subtree's compute; ``area`` is the scored pixels of each quadrant."""
+    parent = refinement.parent_errors[level + 1]
+    if parent is None:
+        raise ValueError(f"refinement at level {level} needs f_{level}'s errors per quadrant")
+    child = follow_policies(errors, zoom, level + 1, rate, decide_first, refinement)
+    return zoom_reward(parent, child.errors, area, _compute(child, config), config.lam, unit_area)
 
 
 def zoom_cost(
@@ -185,18 +314,34 @@ def block_sums(values: np.ndarray, blocks: int) -> np.ndarray:
     return values.reshape(blocks, size, blocks, size).sum(axis=(1, 3))
 
 
-def oracle_rewards(
+@dataclass(frozen=True)
+class OraclePlan:
+    """The oracle's decisions and rewards (see :func:`oracle_plan`).
+
+    Attributes:
+        rewards: g_j's zoom reward per node, ``{level: float (R, n, n)}``.
+        zoom: zoom where that reward is positive, ``{level: bool (R, n, n)}``.
+        refine: per refine level ``j``, the quadrants refined, on the level-``j + 1`` grid.
+    """
+
+    rewards: dict[int, np.ndarray]
+    zoom: dict[int, np.ndarray]
+    refine: dict[int, np.ndarray]
+
+
+def oracle_plan(
     errors: Sequence[np.ndarray],
     area: Sequence[np.ndarray],
     reward: RewardConfig,
     rate: int,
     unit_area: float,
     decide_first: DecideFirst = True,
-) -> dict[int, np.ndarray]:
-    """The reward of zooming every node when the levels below follow the oracle.
-
-    The oracle zooms exactly where this reward is positive, decided from level m−1 up to
-    0 (each level assuming the oracle below it): the upper bound of ``docs/method.md``.
+    refinement: Refinement | None = None,
+) -> OraclePlan:
+    """The oracle: zoom (and refine) exactly where the reward from ground truth is positive,
+    decided from level m−1 up to 0, each level assuming the oracle below it — the upper
+    bound of ``docs/method.md``. At a refine level the quadrants are decided first, then the
+    zoom against that refined break.
 
     Args:
         errors: per level, f_j's misclassified pixels at each node, ``(R, n, n)``.
@@ -204,17 +349,38 @@ def oracle_rewards(
         unit_area: the reward's unit of area (:func:`reward_unit_area`).
         decide_first: the cost model (see the module docstring). The oracle itself never
             segments a node it zooms, so True gives its own cost.
-    Returns:
-        ``{level: float (R, n, n)}`` for every level but the finest.
+        refinement: the refine levels (their ``refine`` decisions are the oracle's own).
     """
     zoom: dict[int, np.ndarray] = {}
     rewards: dict[int, np.ndarray] = {}
+    refine: dict[int, np.ndarray] = {}
+    plan = None if refinement is None else replace(refinement, refine={})
     for level in range(len(errors) - 2, -1, -1):
-        outcome = zoom_outcome(errors, zoom, level, rate, decide_first)
-        cost = zoom_cost(outcome, reward, decides_first(decide_first, level))
-        gain = zoom_reward(errors[level], outcome.errors, area[level], cost, reward.lam, unit_area)
+        if plan is not None and level in plan.levels:
+            gains = refine_rewards(
+                errors, area[level + 1], zoom, level, rate, reward, unit_area, plan, decide_first
+            )
+            refine[level] = (gains > 0) & np.asarray(plan.tissue[level + 1], bool)
+            plan = plan.with_refine(level, refine[level])
+        gain = zoom_gain(
+            errors, area[level], zoom, level, rate, reward, unit_area, decide_first, plan
+        )
         rewards[level], zoom[level] = gain, gain > 0
-    return rewards
+    return OraclePlan(rewards, zoom, refine)
+
+
+def oracle_rewards(
+    errors: Sequence[np.ndarray],
+    area: Sequence[np.ndarray],
+    reward: RewardConfig,
+    rate: int,
+    unit_area: float,
+    decide_first: DecideFirst = True,
+    refinement: Refinement | None = None,
+) -> dict[int, np.ndarray]:
+    """The reward of zooming every node when the levels below follow the oracle
+    (:func:`oracle_plan`), ``{level: float (R, n, n)}`` for every level but the finest."""
+    return oracle_plan(errors, area, reward, rate, unit_area, decide_first, refinement).rewards
 
 
 def oracle_zoom(
@@ -224,11 +390,10 @@ def oracle_zoom(
     rate: int,
     unit_area: float,
     decide_first: DecideFirst = True,
+    refinement: Refinement | None = None,
 ) -> dict[int, np.ndarray]:
-    """The oracle's decisions, ``{level: bool (R, n, n)}``: zoom where
-    :func:`oracle_rewards` is positive."""
-    rewards = oracle_rewards(errors, area, reward, rate, unit_area, decide_first)
-    return {level: gain > 0 for level, gain in rewards.items()}
+    """The oracle's zoom decisions, ``{level: bool (R, n, n)}`` (:func:`oracle_plan`)."""
+    return oracle_plan(errors, area, reward, rate, unit_area, decide_first, refinement).zoom
 
 
 def expand(values: np.ndarray, rate: int) -> np.ndarray:
@@ -237,11 +402,20 @@ def expand(values: np.ndarray, rate: int) -> np.ndarray:
 
 
 def reached_nodes(
-    zoom: Mapping[int, np.ndarray], tissue: Sequence[np.ndarray], rate: int
+    zoom: Mapping[int, np.ndarray],
+    tissue: Sequence[np.ndarray],
+    rate: int,
+    refine: Mapping[int, np.ndarray] | None = None,
 ) -> list[np.ndarray]:
-    """Per decision level, the tissue nodes a decider reaches (every ancestor zoomed)."""
+    """Per level, the tissue nodes a decider reaches: its parent was reached and zoomed, or
+    broke and refined it (``refine``, per refine level on the next level's grid)."""
     reached = [tissue[0].astype(bool)]
     for level in range(1, len(tissue)):
         parents = reached[-1] & np.asarray(zoom[level - 1], bool)
-        reached.append(expand(parents, rate) & tissue[level])
+        nodes = expand(parents, rate)
+        refined = (refine or {}).get(level - 1)
+        if refined is not None:
+            broke = reached[-1] & ~np.asarray(zoom[level - 1], bool)
+            nodes |= expand(broke, rate) & np.asarray(refined, bool)
+        reached.append(nodes & tissue[level])
     return reached

@@ -102,12 +102,19 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         decisions = self.levels.geometry().finest_level
-        for level in self.policy.informed_levels:
-            if not -decisions <= level < decisions:
-                raise ConfigError(
-                    f"policy.informed_levels: {level} is not a decision level (0..{decisions - 1}, "
-                    f"or -1 for the last) of {decisions + 1} working levels"
-                )
+        for key in ("informed_levels", "refine_levels"):
+            for level in getattr(self.policy, key):
+                if not -decisions <= level < decisions:
+                    raise ConfigError(
+                        f"policy.{key}: {level} is not a decision level (0..{decisions - 1}, "
+                        f"or -1 for the last) of {decisions + 1} working levels"
+                    )
+        rate = self.levels.geometry().rate
+        if self.policy.refine_levels and self.levels.patch_size % rate:
+            raise ConfigError(
+                f"policy.refine_levels needs patches that split into {rate} × {rate} quadrants; "
+                f"levels.patch_size {self.levels.patch_size} does not"
+            )
         finest = self.levels.downsamples[-1]
         eval_ds = self.evaluation.downsample
         if eval_ds is not None and not any(
@@ -130,6 +137,16 @@ class RunConfig:
         decisions = self.levels.geometry().finest_level
         informed = {lv % decisions if decisions else lv for lv in self.policy.informed_levels}
         return "segmentation" if level in informed else "image"
+
+    @property
+    def refine_levels(self) -> frozenset[int]:
+        """The decision levels whose breaks are refined (``policy.refine_levels``, resolved)."""
+        decisions = self.levels.geometry().finest_level
+        return (
+            frozenset(lv % decisions for lv in self.policy.refine_levels)
+            if decisions
+            else frozenset()
+        )
 
     @property
     def decide_first(self) -> tuple[bool, ...]:

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from razn.benchmark.config import BenchmarkConfig
-from razn.benchmark.matching import oracle_zoom
 from razn.benchmark.workers import build_slide_cache
 from razn.data.manifest import Manifest, ManifestEntry
 from razn.digest import file_sha256
 from razn.engine.deciders import Decider, RandomZoom, UncertaintyThreshold
 from razn.engine.modes import make_decider
+from razn.rewards import oracle_plan
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
 
@@ -91,16 +91,23 @@ def cache_path(run: RunDirectory, entry: ManifestEntry) -> Path:
 def oracle_decider(run: RunDirectory, entry: ManifestEntry, lam: float) -> Any:
     """The oracle of one test slide: its cached ground-truth rewards at λ = ``lam``."""
     from envs.reward_cache import read_tables
+    from envs.zoom import cached_refinement
     from razn.engine.deciders import PlannedZoom
 
     tables, roots = read_tables([cache_path(run, entry)])
     rate = run.config.levels.geometry().rate
     errors, area = [t.errors for t in tables], [t.area for t in tables]
     reward = replace(run.config.reward, lam=float(lam))
-    zoom = oracle_zoom(
-        errors, area, reward, rate, run.config.reward_unit_area, run.config.decide_first
+    plan = oracle_plan(
+        errors,
+        area,
+        reward,
+        rate,
+        run.config.reward_unit_area,
+        run.config.decide_first,
+        cached_refinement(tables, run.config.refine_levels),
     )
-    return PlannedZoom(roots[0], zoom, rate)
+    return PlannedZoom(roots[0], plan.zoom, rate, refine=plan.refine)
 
 
 def job_key(run: RunDirectory, job: Job, evaluation: dict[str, Any]) -> str:
@@ -112,7 +119,7 @@ def job_key(run: RunDirectory, job: Job, evaluation: dict[str, Any]) -> str:
         folder = policy_folder(run.policies_dir, job.lam or 0.0, job.seed)
         policy_files = [
             file_sha256(p)
-            for pattern in ("level_*.safetensors",)
+            for pattern in ("level_*.safetensors", "refine_*.safetensors")
             for p in sorted(folder.glob(pattern))
         ]
     blob = {

@@ -38,15 +38,28 @@ __all__ = [
 
 
 def zoom_shares(
-    zoom: Mapping[int, np.ndarray], tissue: Sequence[np.ndarray], rate: int
+    zoom: Mapping[int, np.ndarray],
+    tissue: Sequence[np.ndarray],
+    rate: int,
+    refine: Mapping[int, np.ndarray] | None = None,
 ) -> list[float]:
-    """Share of the reached tissue nodes zoomed, per decision level (0 where none reached)."""
-    reached = reached_nodes(zoom, tissue, rate)
+    """Share of the reached tissue nodes zoomed, per decision level (0 where none reached).
+
+    At a refine level (``refine``: the quadrants refined, on the next level's grid) a
+    refined quadrant counts as ``1 / (r² − 1)`` of a zoom: a zoom adds ``r² − 1`` patches
+    over a break and a refined quadrant one, so the share gives a baseline that cannot
+    refine razn's number of patches from that level's nodes."""
+    reached = reached_nodes(zoom, tissue, rate, refine)
     shares = []
     for level, mask in enumerate(reached):
         count = int(mask.sum())
-        zoomed = int((mask & np.asarray(zoom[level], bool)).sum())
-        shares.append(zoomed / count if count else 0.0)
+        zoomed = mask & np.asarray(zoom[level], bool)
+        extra = 0.0
+        refined = (refine or {}).get(level)
+        if refined is not None:
+            broke = expand(mask & ~np.asarray(zoom[level], bool), rate)
+            extra = int((broke & np.asarray(refined, bool)).sum()) / (rate * rate - 1)
+        shares.append(min((int(zoomed.sum()) + extra) / count, 1.0) if count else 0.0)
     return shares
 
 

@@ -382,7 +382,8 @@ def plan_jobs(ctx: Context) -> list[Job]:
 def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
     """``uncertainty`` and ``random`` jobs matched, per seed, to razn at the default λ."""
     from envs.reward_cache import read_tables
-    from razn.policy.store import load_policies, policy_folder
+    from envs.zoom import cached_refinement
+    from razn.policy.store import load_policies, load_refiners, policy_folder
     from razn.train.policy_reports import policy_decisions
 
     run = ctx.clean
@@ -396,11 +397,18 @@ def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
     tissue = [m > 0 for m in stat_maps(observations, TISSUE_STAT)]
     rate = run.config.levels.geometry().rate
     jobs = []
+    refinement = cached_refinement(tables, run.config.refine_levels)
     for seed in ctx.config.seeds:
         folder = policy_folder(run.policies_dir, ctx.default_lambda, ctx.policy_seed(seed))
         policies = load_policies(folder, run.num_levels)
         zoom = {j: policy_decisions(policies[j], observations[j]) > 0.5 for j in decision_levels}
-        shares = zoom_shares(zoom, tissue, rate)
+        refine = {}
+        if refinement is not None:
+            for level, refiner in load_refiners(folder, refinement.levels).items():
+                shown = tables[level + 1].parent_observations
+                asked = refinement.tissue[level + 1]
+                refine[level] = (policy_decisions(refiner, shown) > 0.5) & asked
+        shares = zoom_shares(zoom, tissue, rate, refine)
         matched = {"matched_to": f"razn λ={ctx.default_lambda:g} seed={seed}", "shares": shares}
         if "uncertainty" in modes:
             thresholds = matched_thresholds(entropy, tissue, shares, rate)

@@ -45,6 +45,19 @@ class Decider(Protocol):
         ...
 
 
+def refine_levels(decider: Decider) -> frozenset[int]:
+    """The levels at which ``decider`` refines its breaks: its ``refine_quadrants(level,
+    quadrants, observations)`` then decides, for the r² quadrants of every patch it broke
+    (level-``level + 1`` nodes), which are segmented again one level finer."""
+    return frozenset(getattr(decider, "refine_levels", ()))
+
+
+def refine_observes(decider: Decider) -> str:
+    """What ``decider``'s refine decisions observe: ``segmentation`` (the quadrants' views of
+    f_i's output) or ``nothing`` (decisions fixed in advance)."""
+    return str(getattr(decider, "refine_observes", "nothing"))
+
+
 def _constant(count: int, zoom: bool) -> Decision:
     return np.full(count, zoom), np.full(count, float(zoom), np.float32)
 
@@ -118,6 +131,23 @@ class PolicyDecider:
     observes: str = field(default="")
     observes_by_level: dict[int, str] = field(default_factory=dict)
     """What each level's policy observes, when they differ (``policy.informed_levels``)."""
+    refiners: Mapping[int, object] = field(default_factory=dict)
+    """h_i of the refine levels: refine or keep each quadrant of a patch g_i broke."""
+    refine_observes: str = "segmentation"
+
+    @property
+    def refine_levels(self) -> frozenset[int]:
+        return frozenset(self.refiners)
+
+    def refine_quadrants(
+        self, level: int, quadrants: Sequence[Node], observations: dict[str, np.ndarray] | None
+    ) -> Decision:
+        """h_``level``'s refine decisions for ``quadrants`` (level-``level + 1`` nodes cut
+        from patches g_``level`` broke), from their ``segmentation`` observations."""
+        if observations is None:
+            raise RaznError("the refine policy needs observations")
+        probability = zoom_probability(self.refiners[level], observations)
+        return probability > 0.5, probability
 
     def __post_init__(self) -> None:
         if not self.observes_by_level:
@@ -167,22 +197,35 @@ class PlannedZoom:
     rate: int
     name: str = "oracle"
     observes: str = "nothing"
+    refine: Mapping[int, np.ndarray] = field(default_factory=dict)
+    """Per refine level ``i``, the quadrants refined, bool on the level-``i + 1`` grid."""
+    refine_observes: str = "nothing"
 
     def __post_init__(self) -> None:
         self._root_index = {(int(c), int(r)): k for k, (c, r) in enumerate(self.roots)}
+        self.refine_levels = frozenset(self.refine)
 
     def decide(
         self, level: int, nodes: Sequence[Node], observations: dict[str, np.ndarray] | None
     ) -> Decision:
-        planned = self.zoom.get(level)
-        zoom = np.zeros(len(nodes), bool)
+        zoom = self._look_up(self.zoom.get(level), level, nodes)
+        return zoom, zoom.astype(np.float32)
+
+    def refine_quadrants(
+        self, level: int, quadrants: Sequence[Node], observations: dict[str, np.ndarray] | None
+    ) -> Decision:
+        refined = self._look_up(self.refine.get(level), level + 1, quadrants)
+        return refined, refined.astype(np.float32)
+
+    def _look_up(self, planned: np.ndarray | None, level: int, nodes: Sequence[Node]) -> np.ndarray:
+        decided = np.zeros(len(nodes), bool)
         if planned is not None:
             n = self.rate**level
             for i, node in enumerate(nodes):
                 k = self._root_index.get((node.col // n, node.row // n))
                 if k is not None:
-                    zoom[i] = bool(planned[k, node.row % n, node.col % n])
-        return zoom, zoom.astype(np.float32)
+                    decided[i] = bool(planned[k, node.row % n, node.col % n])
+        return decided
 
 
 def zoom_probability(policy: object, observations: dict[str, np.ndarray]) -> np.ndarray:

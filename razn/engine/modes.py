@@ -64,12 +64,18 @@ def make_decider(
         values = per_level("--zoom-probability", zoom_probability, num_levels)
         return RandomZoom(values, seed=seed)
     if mode == "razn":
-        from razn.policy.store import load_policies, policy_folder
+        from razn.policy.store import (
+            load_policies,
+            load_refiners,
+            policy_folder,
+            refine_levels_of,
+        )
 
         if policies_dir is None or lam is None:
             raise ConfigError("mode razn needs a run directory and λ")
         folder = policy_folder(policies_dir, lam, policy_seed)
-        return PolicyDecider(load_policies(folder, num_levels))
+        policies = load_policies(folder, num_levels)
+        return PolicyDecider(policies, refiners=load_refiners(folder, refine_levels_of(folder)))
     raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(MODE_NAMES)}")
 
 

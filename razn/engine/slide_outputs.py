@@ -132,6 +132,7 @@ def write_summary(
         "patches": result.patches,
         "nodes": result.nodes,
         "zoomed": result.zoomed,
+        "refined": result.refined,
         **_budget_used(result),
         "level0_pixels_read": result.level0_pixels_read,
         "timings": result.timings,

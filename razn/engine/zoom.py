@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from razn.config import check_range
-from razn.engine.deciders import Decider, observes_at
+from razn.engine.deciders import Decider, observes_at, refine_levels, refine_observes
 from razn.engine.progress import NoProgress, SlideProgress
 from razn.engine.reader import PatchReader
 from razn.engine.stitch import LabelWriter
@@ -37,7 +37,7 @@ from razn.geometry import Node
 from razn.models import Segmenter, tissue_labels
 from razn.models.backends import Predictor, torch_predictor
 from razn.models.device import PRECISIONS, autocast_dtype
-from razn.observation import channels_first, image_observations, make_observations
+from razn.observation import channels_first, image_observations, make_observations, quadrants
 from razn.run_config import RunConfig
 from razn.slide import Slide, plan_levels
 from razn.slide.tissue import TissueMask, detect_tissue
@@ -143,6 +143,8 @@ class SlideResult:
     nodes: list[int] = field(default_factory=list)
     zoomed: list[int] = field(default_factory=list)
     """Nodes per level that zoomed (counted in ``nodes``)."""
+    refined: list[int] = field(default_factory=list)
+    """Quadrants per level that a refine level sent one level finer (nodes of the next)."""
     level0_pixels_read: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     decisions: DecisionLog = field(default_factory=DecisionLog)
@@ -252,8 +254,13 @@ class _SlideRun:
         )
         levels = self.geometry.num_levels
         self.result = SlideResult(
-            engine.decider.name, patches=[0] * levels, nodes=[0] * levels, zoomed=[0] * levels
+            engine.decider.name,
+            patches=[0] * levels,
+            nodes=[0] * levels,
+            zoomed=[0] * levels,
+            refined=[0] * levels,
         )
+        self.refine_levels = refine_levels(engine.decider)
         self.result.timings = {"segment": 0.0, "policy": 0.0, "write": 0.0}
 
     def count_finest_tissue_nodes(self) -> int:
@@ -313,17 +320,55 @@ class _SlideRun:
                     children += self._log(node, True, float(p))
                 else:
                     break_probability[node] = float(p)
-        self._segment_breaks(level, break_probability)
-        return children
+        return children + self._segment_breaks(level, break_probability)
 
-    def _segment_breaks(self, level: int, break_probability: dict[Node, float]) -> None:
-        """Read, segment and write the nodes a decider broke, with their P(zoom)."""
+    def _segment_breaks(self, level: int, break_probability: dict[Node, float]) -> list[Node]:
+        """Read, segment and write the nodes a decider broke, with their P(zoom); at a refine
+        level, return the quadrants it refines."""
+        refined: list[Node] = []
         for batch, patches in self.reader.batches(self._batches(list(break_probability))):
             on_tissue = self._tissue_under(level, batch)
             probs = self._segment(level, batch, patches)
             p_zoom = np.array([break_probability[n] for n in batch], np.float32)
             self._apply(batch, np.zeros(len(batch), bool), p_zoom, probs, on_tissue)
+            refined += self._refine(level, batch, patches, probs, on_tissue)
             self.progress.advance(len(batch), 0)
+        return refined
+
+    def _refine(
+        self,
+        level: int,
+        batch: Sequence[Node],
+        patches: np.ndarray,
+        probs: np.ndarray,
+        on_tissue: np.ndarray,
+    ) -> list[Node]:
+        """At a refine level, the quadrants of the broken patches of ``batch`` (already
+        written with f_i's labels) that the decider sends to level i+1, where their own
+        segmentation paints over the parent's; none elsewhere. Only quadrants holding tissue
+        are asked. ``patches`` are what was segmented (with any overlap margin)."""
+        if level not in self.refine_levels or not len(batch):
+            return []
+        start = time.perf_counter()
+        margin, size = self.engine.settings.overlap, self.geometry.patch_size
+        centre = patches[:, margin : margin + size, margin : margin + size] if margin else patches
+        cut_patches, cut_probs, cut_tissue = quadrants(
+            np.asarray(centre), probs, on_tissue, self.geometry.rate
+        )
+        children = [child for node in batch for child in self.geometry.children(node)]
+        share = cut_tissue.mean(axis=(1, 2))
+        asked = np.flatnonzero(share > 0)
+        nodes = [children[int(i)] for i in asked]
+        observations = None
+        if refine_observes(self.engine.decider) != "nothing":
+            observations = make_observations(
+                cut_patches[asked], cut_probs[asked], share[asked], self.engine.config.observation
+            )
+        refine, _ = self.engine.decider.refine_quadrants(level, nodes, observations)  # type: ignore[attr-defined]
+        self.result.timings["policy"] += time.perf_counter() - start
+        chosen = [node for node, r in zip(nodes, np.asarray(refine, bool), strict=True) if r]
+        self.result.refined[level] += len(chosen)
+        return chosen
 
     def _segment_then_decide(self, level: int, nodes: list[Node]) -> list[Node]:
         """f_i segments every patch; the decider sees its output."""
@@ -343,6 +388,14 @@ class _SlideRun:
             )
             zoom, probability = self._decide(level, batch, observations, start)
             children += self._apply(batch, zoom, probability, probs, on_tissue)
+            broke = np.flatnonzero(~zoom)
+            children += self._refine(
+                level,
+                [batch[int(i)] for i in broke],
+                patches[broke],
+                probs[broke],
+                on_tissue[broke],
+            )
         return children
 
     def _decide(
@@ -383,8 +436,7 @@ class _SlideRun:
             else:
                 break_probability[node] = float(p)
         self.progress.advance(len(nodes) - len(break_probability), 0)
-        self._segment_breaks(level, break_probability)
-        return children
+        return children + self._segment_breaks(level, break_probability)
 
     def _check_finite(
         self, values: np.ndarray, source: str, level: int, batch: Sequence[Node]

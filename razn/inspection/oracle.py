@@ -65,8 +65,16 @@ def decision_rewards(
     tables, roots = read_tables([cache])
     rate = config.levels.geometry().rate
     errors, area = [t.errors for t in tables], [t.area for t in tables]
+    from envs.zoom import cached_refinement
+
     rewards = oracle_rewards(
-        errors, area, config.reward, rate, config.reward_unit_area, config.decide_first
+        errors,
+        area,
+        config.reward,
+        rate,
+        config.reward_unit_area,
+        config.decide_first,
+        cached_refinement(tables, config.refine_levels),
     )
     return _look_up(outputs.decisions(), rewards, roots[0], rate)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from razn.errors import ConfigError
-from razn.rewards import reached_nodes
+from razn.rewards import expand, reached_nodes
 
 VALIDATION_FILE = "validation.json"
 VALIDATION_FORMAT = "razn-validation/1"
@@ -56,14 +56,22 @@ def validation_cost(
     rate: int,
     lam: float,
     splits: Sequence[str],
+    refine: Mapping[int, np.ndarray] | None = None,
 ) -> ValidationCost:
-    """The cost of decisions ``zoom`` (by decision level, bool ``(R, n, n)``) on cached trees
-    whose tissue nodes per decision level are ``tissue`` (see the module docstring)."""
-    reached = reached_nodes(zoom, tissue, rate)
+    """The cost of decisions ``zoom`` (by decision level, bool ``(R, n, n)``) and, at refine
+    levels, ``refine`` (the quadrants refined, on the next level's grid) on cached trees
+    whose tissue nodes per decision level are ``tissue`` (see the module docstring); a
+    refined quadrant is one more node of the next level (one patch at the finest)."""
+    reached = reached_nodes(zoom, tissue, rate, refine)
     finest_parent = len(tissue) - 1
     patches = [int((mask & ~np.asarray(zoom[j], bool)).sum()) for j, mask in enumerate(reached)]
     zoomed_last = reached[finest_parent] & np.asarray(zoom[finest_parent], bool)
-    patches.append(int(zoomed_last.sum()) * rate * rate)
+    finest = int(zoomed_last.sum()) * rate * rate
+    refined_last = (refine or {}).get(finest_parent)
+    if refined_last is not None:
+        broke_last = reached[finest_parent] & ~np.asarray(zoom[finest_parent], bool)
+        finest += int((expand(broke_last, rate) & np.asarray(refined_last, bool)).sum())
+    patches.append(finest)
     return ValidationCost(
         lam=float(lam),
         patches=patches,

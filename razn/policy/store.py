@@ -8,6 +8,7 @@ observation size, class count and network config needed to rebuild it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,11 @@ def policy_path(folder: Path, level: int) -> Path:
     return Path(folder) / f"level_{level}.safetensors"
 
 
+def refine_path(folder: Path, level: int) -> Path:
+    """The file of h_``level``, the refine policy of a refine level, in a policy folder."""
+    return Path(folder) / f"refine_{level}.safetensors"
+
+
 def record_digest(path: Path) -> None:
     """Record the SHA-256 of the policy file ``path`` in its folder's ``policies.json``."""
     path = Path(path)
@@ -157,3 +163,18 @@ def load_policies(folder: Path, num_levels: int, device: str = "cpu") -> dict[in
     for path in paths:
         verify_digest(path)  # before the file is parsed at all
     return {level: load_policy(path, device)[0] for level, path in enumerate(paths)}
+
+
+def load_refiners(folder: Path, levels: Iterable[int], device: str = "cpu") -> dict[int, Any]:
+    """h_i of every refine level in ``levels`` from ``folder``; a missing one is an error
+    naming the file."""
+    paths = {level: refine_path(Path(folder), level) for level in sorted(levels)}
+    for path in paths.values():
+        verify_digest(path)
+    return {level: load_policy(path, device)[0] for level, path in paths.items()}
+
+
+def refine_levels_of(folder: Path) -> list[int]:
+    """The refine levels a policy folder holds an h_i for."""
+    names = (p.stem for p in Path(folder).glob("refine_*.safetensors"))
+    return sorted(int(n.split("_")[1]) for n in names if n.split("_")[1].isdigit())

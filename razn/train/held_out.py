@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from envs.reward_cache import LevelTable
-from envs.zoom import zoom_rewards
+from envs.zoom import cached_refinement, zoom_rewards
 from razn.observation import ENTROPY_STAT, TISSUE_STAT
+from razn.rewards import refine_rewards
 from razn.run_config import RunConfig
 from razn.train.policy_reports import policy_decisions
 
@@ -77,17 +78,60 @@ def judge_held_out(
     level: int,
     zoom: dict[int, np.ndarray],
     config: RunConfig,
+    refine: dict[int, np.ndarray] | None = None,
 ) -> HeldOutComparison:
     """Compare ``policy`` (g_``level``) with the baselines on held-out cached ``tables``;
-    records its decisions in ``zoom`` for the level above."""
+    records its decisions in ``zoom`` for the level above. ``refine`` holds the held-out
+    decisions of the refine policies judged so far (:func:`judge_held_out_refiner`)."""
     observations = tables[level].observations
     probabilities = policy_decisions(policy, observations)
     rate = config.levels.geometry().rate
+    refinement = cached_refinement(tables, config.refine_levels, refine)
     rewards = zoom_rewards(
-        tables, level, rate, zoom, config.reward, config.reward_unit_area, config.decide_first
+        tables,
+        level,
+        rate,
+        zoom,
+        config.reward,
+        config.reward_unit_area,
+        config.decide_first,
+        refinement,
     )
     stats = observations["stats"]
     zoom[level] = probabilities > 0.5
     return compare_level(
         level, probabilities, rewards, stats[..., ENTROPY_STAT], stats[..., TISSUE_STAT] > 0
     )
+
+
+def judge_held_out_refiner(
+    refiner: Any,
+    tables: Sequence[LevelTable],
+    level: int,
+    zoom: dict[int, np.ndarray],
+    refine: dict[int, np.ndarray],
+    config: RunConfig,
+) -> HeldOutComparison:
+    """Compare ``refiner`` (h_``level``) on held-out tissue quadrants with refining the same
+    number by f_level's entropy there, at random, and the oracle; records its decisions in
+    ``refine``."""
+    refinement = cached_refinement(tables, config.refine_levels, refine)
+    if refinement is None:
+        raise ValueError(f"level {level} is not a refine level")
+    shown = tables[level + 1].parent_observations
+    probabilities = policy_decisions(refiner, shown)
+    rewards = refine_rewards(
+        [t.errors for t in tables],
+        tables[level + 1].area,
+        zoom,
+        level,
+        config.levels.geometry().rate,
+        config.reward,
+        config.reward_unit_area,
+        refinement,
+        config.decide_first,
+    )
+    asked = np.asarray(refinement.tissue[level + 1], bool)
+    refine[level] = (probabilities > 0.5) & asked
+    entropy = shown["stats"][..., ENTROPY_STAT]
+    return compare_level(level, probabilities, rewards, entropy, asked)

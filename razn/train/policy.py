@@ -31,16 +31,17 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from envs.reward_cache import LevelTable, read_tables
-from envs.zoom import ZoomEnv, zoom_rewards
+from envs.zoom import ZoomEnv, cached_refinement, zoom_rewards
 from razn.config import dump_yaml, load_config
 from razn.errors import ConfigError
 from razn.observation import policy_view
 from razn.policy.features import policy_kwargs, stats_normalisation
-from razn.policy.store import policy_folder, policy_path, record_digest
+from razn.policy.store import policy_folder, policy_path, record_digest, refine_path
+from razn.rewards import Refinement, refine_rewards
 from razn.run_config import RunConfig
 from razn.run_dir import POLICY_SECTIONS, RUNTIME_KEYS, RunDirectory, config_differences
 from razn.train.callbacks import TqdmCallback, ZoomStatsCallback
-from razn.train.held_out import judge_held_out
+from razn.train.held_out import judge_held_out, judge_held_out_refiner
 from razn.train.policy_files import policy_files_ready, save_level
 from razn.train.policy_reports import LevelReport, level_report, policy_decisions, saved_reports
 from razn.train.reward_caches import build_reward_cache
@@ -55,14 +56,18 @@ def train_level(
     seed: int,
     log_dir: Path,
     callbacks: Sequence[Any] = (),
+    refinement: Refinement | None = None,
+    kind: str = "zoom",
 ) -> PPO:
-    """Train g_``level`` with PPO on the cached ``tables``; returns the trained SB3 model.
+    """Train g_``level`` (or, with ``kind="refine"``, h_``level``) with PPO on the cached
+    ``tables``; returns the trained SB3 model.
 
-    ``zoom`` holds the trained decisions of the levels below. From ``config``: the PPO
-    settings (``policy``), the reward, what the level's policy sees (``level_inputs``) and
-    the cost model of every level (``decide_first``, :mod:`razn.rewards`)."""
+    ``zoom`` and ``refinement`` hold the trained decisions of the levels below (and, for
+    g_``level``, h_``level``'s). From ``config``: the PPO settings (``policy``), the reward,
+    what the level's policy sees (``level_inputs``) and the cost model of every level
+    (``decide_first``, :mod:`razn.rewards`)."""
     settings = config.policy
-    inputs = config.level_inputs(level)
+    inputs = "segmentation" if kind == "refine" else config.level_inputs(level)
 
     def make(index: int) -> Callable[[], Monitor]:
         def build() -> Monitor:
@@ -78,6 +83,8 @@ def train_level(
                 unit_area=config.reward_unit_area,
                 inputs=inputs,
                 decide_first=config.decide_first,
+                refinement=refinement,
+                kind=kind,
             )
             env.reset(seed=seed + index)
             return Monitor(env)
@@ -86,7 +93,11 @@ def train_level(
 
     vec = DummyVecEnv([make(i) for i in range(settings.n_envs)])
     vec.seed(seed)
-    stats = policy_view(tables[level].observations, inputs)["stats"]
+    if kind == "refine" and refinement is not None:
+        shown = tables[level + 1].parent_observations["stats"]
+        stats = shown[np.asarray(refinement.tissue[level + 1], bool)]
+    else:
+        stats = policy_view(tables[level].observations, inputs)["stats"]
     normalisation = stats_normalisation(stats.reshape(-1, stats.shape[-1]), settings.net)
     model = PPO(
         "MultiInputPolicy",
@@ -200,11 +211,26 @@ def _train_levels(
     zoom: dict[int, np.ndarray] = {}
     policies: dict[int, Any] = {}
     held_out_zoom: dict[int, np.ndarray] = {}
+    held_out_refine: dict[int, np.ndarray] = {}
     reports = []
+    refinement = cached_refinement(tables, config.refine_levels)
     for level in range(geometry.finest_level - 1, -1, -1):
-        bar = [TqdmCallback(settings.timesteps, f"policy level {level}")] if progress else []
         seed = (config.seed if settings.seed is None else settings.seed) + level
-        model = train_level(tables, level, zoom, config, seed, folder / f"level_{level}_log", bar)
+        if refinement is not None and level in refinement.levels:
+            refine, refiner, report = _train_refiner(
+                tables, level, zoom, config, seed, folder, progress, refinement
+            )
+            if held_out is not None:
+                comparison = judge_held_out_refiner(
+                    refiner, held_out, level, held_out_zoom, held_out_refine, config
+                )
+                report = replace(report, held_out=comparison.as_dict())
+            _save(refiner, refine_path(folder, level), report, config, "segmentation")
+            refinement = refinement.with_refine(level, refine)
+        bar = [TqdmCallback(settings.timesteps, f"policy level {level}")] if progress else []
+        model = train_level(
+            tables, level, zoom, config, seed, folder / f"level_{level}_log", bar, refinement
+        )
         model.policy.set_training_mode(False)
         probabilities = policy_decisions(model.policy, tables[level].observations)
         rewards = zoom_rewards(
@@ -215,14 +241,59 @@ def _train_levels(
             reward,
             config.reward_unit_area,
             config.decide_first,
+            refinement,
         )
         report = level_report(level, probabilities, rewards)
         if held_out is not None:
-            comparison = judge_held_out(model.policy, held_out, level, held_out_zoom, config)
+            comparison = judge_held_out(
+                model.policy, held_out, level, held_out_zoom, config, held_out_refine
+            )
             report = replace(report, held_out=comparison.as_dict())
-        save_level(model, policy_path(folder, level), report, config)
-        record_digest(policy_path(folder, level))
+        _save(model.policy, policy_path(folder, level), report, config)
         zoom[level] = probabilities > 0.5
         policies[level] = model.policy
         reports.append(report)
     return reports, zoom, policies
+
+
+def _train_refiner(
+    tables: Sequence[LevelTable],
+    level: int,
+    zoom: Mapping[int, np.ndarray],
+    config: RunConfig,
+    seed: int,
+    folder: Path,
+    progress: bool,
+    refinement: Refinement,
+) -> tuple[np.ndarray, Any, LevelReport]:
+    """Train h_``level``; returns its refine decisions over the cached tissue quadrants (on
+    the level-``level + 1`` grid), the policy and its report."""
+    settings = config.policy
+    bar = [TqdmCallback(settings.timesteps, f"refine policy level {level}")] if progress else []
+    log_dir = folder / f"refine_{level}_log"
+    model = train_level(tables, level, zoom, config, seed, log_dir, bar, refinement, kind="refine")
+    model.policy.set_training_mode(False)
+    shown = tables[level + 1].parent_observations
+    probabilities = policy_decisions(model.policy, shown)
+    rewards = refine_rewards(
+        [t.errors for t in tables],
+        tables[level + 1].area,
+        zoom,
+        level,
+        config.levels.geometry().rate,
+        config.reward,
+        config.reward_unit_area,
+        refinement,
+        config.decide_first,
+    )
+    asked = np.asarray(refinement.tissue[level + 1], bool)
+    report = level_report(level, probabilities[asked], rewards[asked])
+    return (probabilities > 0.5) & asked, model.policy, report
+
+
+def _save(
+    policy: Any, path: Path, report: LevelReport, config: RunConfig, inputs: str | None = None
+) -> None:
+    """Save a trained policy with its report and record its digest."""
+    save_level(policy, path, report, config, inputs)
+    record_digest(path)

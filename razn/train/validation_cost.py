@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from envs.reward_cache import read_tables
+from envs.zoom import cached_refinement
 from razn.observation import TISSUE_STAT
 from razn.policy.budget import read_validation, validation_cost, write_validation
-from razn.policy.store import load_policies
+from razn.policy.store import load_policies, load_refiners
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
 from razn.train.policy_reports import policy_decisions
@@ -45,6 +46,12 @@ def record_validation_cost(
     decision_levels = range(len(tables) - 1)
     zoom = {j: policy_decisions(policies[j], tables[j].observations) > 0.5 for j in decision_levels}
     tissue = [tables[j].observations["stats"][..., TISSUE_STAT] > 0 for j in decision_levels]
+    refinement = cached_refinement(tables, config.refine_levels)
+    refine = {}
+    if refinement is not None:
+        for level, refiner in load_refiners(folder, refinement.levels).items():
+            shown = tables[level + 1].parent_observations
+            refine[level] = (policy_decisions(refiner, shown) > 0.5) & refinement.tissue[level + 1]
     rate = config.levels.geometry().rate
-    cost = validation_cost(zoom, tissue, rate, config.reward.lam, VALIDATION_SPLITS)
+    cost = validation_cost(zoom, tissue, rate, config.reward.lam, VALIDATION_SPLITS, refine)
     write_validation(folder, cost)
