@@ -283,11 +283,13 @@ def train_policy_sets(ctx: Context, wanted: list[tuple[str, float, int | None]])
 def log_policy_set(ctx: Context, task: tuple[Any, ...], reports: list[dict[str, Any]]) -> None:
     """One line per trained policy set, with its levels' held-out comparison."""
     levels = []
-    for report in sorted(reports, key=lambda r: r["level"]):
+    for report in sorted(reports, key=lambda r: (r["level"], r.get("policy", "g"))):
         h = report.get("held_out") or {}
         if h:
             levels.append(
-                f"g_{report['level']} {h['zoomed']}/{h['nodes']} zoomed, reward {h['policy']:.2f} "
+                f"{report.get('policy', 'g')}_{report['level']} {h['zoomed']}/{h['nodes']} "
+                f"{'refined' if report.get('policy') == 'h' else 'zoomed'}, "
+                f"reward {h['policy']:.2f} "
                 f"(uncertainty {h['uncertainty']:.2f}, random {h['random']:.2f}, "
                 f"oracle {h['oracle']:.2f})"
             )

@@ -71,8 +71,10 @@ def command(
     config = policy_config(run, config_path, overrides, lam)
     reports = train_policies(run, config, not quiet, held_out, folder)
     for report in reports:
+        what = "refine policy h" if report.policy == "h" else "level"
         click.echo(
-            f"level {report.level}: zoom rate {report.zoom_rate:.3f} (oracle "
+            f"{what} {report.level}: {'refine' if report.policy == 'h' else 'zoom'} rate "
+            f"{report.zoom_rate:.3f} (oracle "
             f"{report.oracle_zoom_rate:.3f}), agreement with oracle {report.agreement:.3f}, "
             f"mean reward {report.mean_reward:.4f} (oracle {report.oracle_mean_reward:.4f}) "
             f"over {report.patches} patches"

@@ -227,6 +227,7 @@ def _train_levels(
                 report = replace(report, held_out=comparison.as_dict())
             _save(refiner, refine_path(folder, level), report, config, "segmentation")
             refinement = refinement.with_refine(level, refine)
+            reports.append(report)
         bar = [TqdmCallback(settings.timesteps, f"policy level {level}")] if progress else []
         model = train_level(
             tables, level, zoom, config, seed, folder / f"level_{level}_log", bar, refinement
@@ -287,7 +288,7 @@ def _train_refiner(
         config.decide_first,
     )
     asked = np.asarray(refinement.tissue[level + 1], bool)
-    report = level_report(level, probabilities[asked], rewards[asked])
+    report = replace(level_report(level, probabilities[asked], rewards[asked]), policy="h")
     return (probabilities > 0.5) & asked, model.policy, report
 
 

@@ -29,6 +29,8 @@ class LevelReport:
     oracle_mean_reward: float
     held_out: dict[str, float] | None = None
     """The comparison on held-out slides (:class:`razn.train.held_out.HeldOutComparison`)."""
+    policy: str = "g"
+    """``g`` (zoom or break) or ``h`` (a refine level's refine or keep, per quadrant)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
