@@ -227,12 +227,12 @@ def root_tables(
         if level < geometry.finest_level:
             inherited = (
                 block_sums(wrong, n * geometry.rate).astype(np.float64)[None],
-                quadrant_observations(patches, probs, on_tissue, n, geometry.rate, config),
+                root_quadrant_observations(patches, probs, on_tissue, n, geometry.rate, config),
             )
     return tables
 
 
-def quadrant_observations(
+def root_quadrant_observations(
     patches: np.ndarray,
     probs: np.ndarray,
     on_tissue: np.ndarray,
@@ -241,14 +241,13 @@ def quadrant_observations(
     config: RunConfig,
 ) -> dict[str, np.ndarray]:
     """The refine policy's observation of every quadrant of a root's ``n × n`` patches, on
-    the next level's grid ``(1, n·r, n·r, …)``: each quadrant's pixels and f's output on it,
-    cut from the parent patch as the engine cuts them (:func:`razn.observation.quadrants`)."""
-    from razn.observation import quadrants
+    the next level's grid ``(1, n·r, n·r, …)``, computed as the engine computes it
+    (:func:`razn.observation.quadrant_observations`)."""
+    from razn.observation import quadrant_observations
 
     m = n * rate
-    cut = quadrants(patches, probs, on_tissue, rate)
-    obs = make_observations(cut[0], cut[1], cut[2].mean(axis=(1, 2)), config.observation)
-    # quadrants() orders (parent, qy, qx); the grid wants (row, col) of the finer level
+    obs = quadrant_observations(patches, probs, on_tissue, rate, config.observation)
+    # the quadrants come ordered (parent, qy, qx); the grid wants (row, col) of the finer level
     return {
         key: value.reshape(n, n, rate, rate, *value.shape[1:])
         .swapaxes(1, 2)

@@ -37,7 +37,13 @@ from razn.geometry import Node
 from razn.models import Segmenter, tissue_labels
 from razn.models.backends import Predictor, torch_predictor
 from razn.models.device import PRECISIONS, autocast_dtype
-from razn.observation import channels_first, image_observations, make_observations, quadrants
+from razn.observation import (
+    channels_first,
+    image_observations,
+    make_observations,
+    quadrant_observations,
+    quadrant_shares,
+)
 from razn.run_config import RunConfig
 from razn.slide import Slide, plan_levels
 from razn.slide.tissue import TissueMask, detect_tissue
@@ -350,20 +356,24 @@ class _SlideRun:
         if level not in self.refine_levels or not len(batch):
             return []
         start = time.perf_counter()
-        margin, size = self.engine.settings.overlap, self.geometry.patch_size
-        centre = patches[:, margin : margin + size, margin : margin + size] if margin else patches
-        cut_patches, cut_probs, cut_tissue = quadrants(
-            np.asarray(centre), probs, on_tissue, self.geometry.rate
+        margin, size, rate = (
+            self.engine.settings.overlap,
+            self.geometry.patch_size,
+            self.geometry.rate,
         )
+        centre = patches[:, margin : margin + size, margin : margin + size] if margin else patches
         children = [child for node in batch for child in self.geometry.children(node)]
-        share = cut_tissue.mean(axis=(1, 2))
+        share = quadrant_shares(on_tissue, rate)
         asked = np.flatnonzero(share > 0)
         nodes = [children[int(i)] for i in asked]
         observations = None
-        if refine_observes(self.engine.decider) != "nothing":
-            observations = make_observations(
-                cut_patches[asked], cut_probs[asked], share[asked], self.engine.config.observation
+        if refine_observes(self.engine.decider) != "nothing" and len(asked):
+            shown = quadrant_observations(
+                np.asarray(centre), probs, on_tissue, rate, self.engine.config.observation
             )
+            observations = {key: value[asked] for key, value in shown.items()}
+        if not nodes:
+            return []
         refine, _ = self.engine.decider.refine_quadrants(level, nodes, observations)  # type: ignore[attr-defined]
         self.result.timings["policy"] += time.perf_counter() - start
         chosen = [node for node, r in zip(nodes, np.asarray(refine, bool), strict=True) if r]
