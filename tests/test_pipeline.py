@@ -88,8 +88,10 @@ def test_every_mode_writes_the_layout_and_segments_exactly_its_breaks(
     assert summary["nodes"] == [
         b + z + e for b, z, e in zip(counts["break"], counts["zoom"], counts["empty"], strict=True)
     ]
-    for level in (1, 2):  # every zoom has r² = 4 children, visited one level down
-        assert summary["nodes"][level] == 4 * counts["zoom"][level - 1]
+    for level in (1, 2):  # every zoom has r² = 4 children, visited one level down, and
+        # every quadrant a refine level refined is one more node there
+        refined = summary["refined"][level - 1]
+        assert summary["nodes"][level] == 4 * counts["zoom"][level - 1] + refined
     assert counts["zoom"][2] == 0  # the finest level only segments
     if segmented_levels is not None:
         assert {k for k in range(3) if counts["break"][k]} == segmented_levels
