@@ -366,7 +366,8 @@ def markdown(
             if config.timing_repeats > 1
             else ""
         )
-        + "; patches: f_i segmentations per level; zoomed: nodes per level that zoomed.",
+        + "; patches: f_i segmentations per level; zoomed: nodes per level that zoomed; "
+        "refined: quadrants per level a refine level sent one level finer.",
         "",
     ]
     if selection:
@@ -381,8 +382,8 @@ def markdown(
         ]
     lines += [
         "| run | mode | λ | seed | Dice | IoU | Dice per class | seconds | patches per level "
-        "| zoomed per level | level-0 Mpx read |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| zoomed per level | refined per level | level-0 Mpx read |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         per_class = ", ".join(f"{k} {v:.4f}" for k, v in r["dice_per_class"].items())
@@ -392,6 +393,7 @@ def markdown(
             f"| {r['variant']} | {r['mode']} | {lam} | {seed} | {r['dice']:.4f} | {r['iou']:.4f} "
             f"| {per_class} | {r['seconds']:.1f} | {' / '.join(map(str, r['patches']))} "
             f"| {' / '.join(map(str, r.get('zoomed') or [0] * len(r['patches'])))} "
+            f"| {' / '.join(map(str, r.get('refined') or [0] * len(r['patches'])))} "
             f"| {r['level0_pixels_read'] / 1e6:.0f} |"
         )
     lines += decided_levels_section(rows, default_lambda)

@@ -169,9 +169,8 @@ def result_row(
         "dice_per_slide": per_slide,
         "seconds": float(sum(s["seconds"] for s in summaries)),
         "patches": np.sum([s["patches"] for s in summaries], axis=0).astype(int).tolist(),
-        "zoomed": np.sum([s.get("zoomed", [0] * len(s["patches"])) for s in summaries], axis=0)
-        .astype(int)
-        .tolist(),
+        "zoomed": _per_level_sum(summaries, "zoomed"),
+        "refined": _per_level_sum(summaries, "refined"),
         "level0_pixels_read": int(sum(s["level0_pixels_read"] for s in summaries)),
         "timings": timings,
         "slides": len(summaries),
@@ -205,3 +204,9 @@ class _Truths:
             with open_slide(entry.slide) as slide, open_mask(entry.mask, slide.dimensions) as mask:
                 self._cache[entry.slide] = read_truth(mask, self.downsample)
         return self._cache[entry.slide]
+
+
+def _per_level_sum(summaries: list[dict[str, Any]], key: str) -> list[int]:
+    """A per-level count of ``summary.json`` summed over slides (0 where a summary lacks it)."""
+    zeros = [0] * len(summaries[0]["patches"])
+    return np.sum([s.get(key) or zeros for s in summaries], axis=0).astype(int).tolist()
