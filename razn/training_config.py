@@ -109,7 +109,7 @@ class PolicyTrainConfig:
     """Decision levels whose g_i sees f_i's output although ``inputs`` is ``image`` (e.g.
     ``[2]``, the last decision level of four working levels, where the image alone tells
     least); negative values count from the finest decision level (-1 is the last)."""
-    refine_levels: tuple[int, ...] = ()
+    refine_levels: tuple[int, ...] = (-1,)
     """Decision levels whose breaks are refined: f_i's output on each of a broken patch's r²
     quadrants is shown to a second policy h_i, which sends the quadrants worth it to level
     i+1 and keeps f_i's labels on the rest, so a partial zoom costs 1 + k patches and no

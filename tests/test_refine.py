@@ -8,6 +8,7 @@ levels through the CLI, segmented with its h_i.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,31 +252,22 @@ def test_refine_policies_are_trained_on_exactly_what_the_engine_shows_them(tmp_p
     assert len(seen) == int(tissue.sum())
 
 
-def test_a_run_trained_with_refine_levels_segments_its_breaks_and_refinements(tmp_path):
-    from click.testing import CliRunner
-    from conftest import TINY_OVERRIDES
-
-    from razn.cli import main
-    from razn.data.synth import SynthConfig, make_dataset
-    from razn.policy.store import refine_path
-
-    manifest = make_dataset(tmp_path / "data", 3, 640, 576, seed=5, config=SynthConfig())
-    run = tmp_path / "run"
-    (tmp_path / "tiny.yaml").write_text("name: tiny\n", encoding="utf-8")
-    args = ["train", "--run", str(run), "--manifest", str(manifest), "--quiet"]
-    args += ["--config", str(tmp_path / "tiny.yaml")]
-    for override in (*TINY_OVERRIDES, "policy.refine_levels=[-1]", "reward.lam=0.002"):
-        args += ["--set", override]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    folder = run / "policies" / "lam_0.002"
-    assert refine_path(folder, 1).is_file() and not refine_path(folder, 0).exists()
-    out = tmp_path / "out"
-    slide = next(p for p in (tmp_path / "data" / "slides").iterdir())
-    result = CliRunner().invoke(main, ["segment", str(slide), "--run", str(run), "--out", str(out)])
-    assert result.exit_code == 0, result.output
+def test_a_run_trained_with_refine_levels_segments_its_breaks_and_refinements(tiny_run, tmp_path):
+    """The session's tiny run is trained with the default refine levels (the last)."""
     import json
 
+    from click.testing import CliRunner
+
+    from razn.cli import main
+    from razn.policy.store import refine_path
+
+    run = tiny_run / "run"
+    folder = run / "policies" / "lam_0.01"
+    assert refine_path(folder, 1).is_file() and not refine_path(folder, 0).exists()
+    out = tmp_path / "out"
+    slide = sorted((tiny_run / "data" / "slides").iterdir())[0]
+    result = CliRunner().invoke(main, ["segment", str(slide), "--run", str(run), "--out", str(out)])
+    assert result.exit_code == 0, result.output
     summary = json.loads(next(out.glob("*/summary.json")).read_text())
     decisions = next(out.glob("*/decisions.csv")).read_text().splitlines()[1:]
     rows = [line.split(",") for line in decisions]
@@ -284,3 +276,29 @@ def test_a_run_trained_with_refine_levels_segments_its_breaks_and_refinements(tm
     nodes = [sum(1 for r in rows if r[0] == str(lv)) for lv in range(3)]
     assert summary["patches"] == breaks  # f_i segments exactly the breaks of every level
     assert nodes[2] == 4 * zooms[1] + summary["refined"][1]  # zoomed children and refinements
+    assert summary["refined"][0] == 0  # level 0 is not a refine level
+
+
+def test_the_ceiling_script_prints_every_fixed_level_and_each_oracle_curve(tiny_run, capsys):
+    from conftest import load_script
+
+    from envs.reward_cache import read_tables
+    from razn.benchmark.ceiling import ceiling_curves
+    from razn.benchmark.workers import build_slide_cache
+    from razn.data.manifest import read_manifest
+    from razn.run_dir import RunDirectory
+
+    script = load_script("oracle_ceiling")
+    assert script.main(["--run", str(tiny_run / "run"), "--lambdas", "0.001", "1000"]) == 0
+    table = capsys.readouterr().out
+    for name in ("fixed-0", "fixed-2", "oracle, image-first", "oracle, refine last"):
+        assert f"| {name} |" in table
+    run = RunDirectory.open(tiny_run / "run")
+    entries = read_manifest(run.config.data.manifest).split("val")
+    paths = [Path(build_slide_cache(str(run.path), str(e.slide), str(e.mask))) for e in entries]
+    tables, _ = read_tables(paths)
+    points = ceiling_curves(tables, run.config, [1000.0], {"refine": frozenset({1})})
+    by_name = {p.name: p for p in points}
+    # at a λ no zoom or refinement can pay for, the oracle is ud exactly
+    assert by_name["refine"].patches == by_name["fixed-0"].patches
+    assert by_name["refine"].error == by_name["fixed-0"].error

@@ -130,6 +130,8 @@ def job_key(run: RunDirectory, job: Job, evaluation: dict[str, Any]) -> str:
         "params": job.params,
         "policies": policy_files,
         "levels": run.config.levels.downsamples,
+        # the oracle's plan depends on which levels refine
+        "refine_levels": sorted(run.config.refine_levels) if job.mode == "oracle" else None,
         **evaluation,
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
