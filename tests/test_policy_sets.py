@@ -10,7 +10,7 @@ import pytest
 from razn.benchmark.workers import policy_set_config
 from razn.config import dump_yaml, from_mapping
 from razn.errors import CheckpointError, ConfigError
-from razn.policy.store import policy_folder, policy_path, record_digest
+from razn.policy.store import policy_folder, policy_path, record_digest, refine_path
 from razn.run_config import RunConfig
 from razn.run_dir import RunDirectory
 from razn.train.policy_files import policies_exist
@@ -27,9 +27,11 @@ def _saved_set(tmp_path, config: RunConfig, lam: float, seed: int | None, levels
     folder = policy_folder(tmp_path / "policies", lam, seed)
     folder.mkdir(parents=True)
     dump_yaml(policy_set_config(config, lam, seed), folder / "config.yaml")
-    for level in range(levels):
-        policy_path(folder, level).write_bytes(b"weights")
-        record_digest(policy_path(folder, level))
+    paths = [policy_path(folder, level) for level in range(levels)]
+    paths += [refine_path(folder, level) for level in sorted(config.refine_levels)]
+    for path in paths:
+        path.write_bytes(b"weights")
+        record_digest(path)
     return SimpleNamespace(policies_dir=tmp_path / "policies", num_levels=3), folder
 
 
@@ -101,3 +103,16 @@ def test_only_the_last_decision_level_may_see_f_i():
     assert _config(informed_levels=[0]).decide_first == (False, True)
     with pytest.raises(ConfigError, match=r"policy.informed_levels: 2 is not a decision level"):
         _config(informed_levels=[2])
+
+
+def test_a_set_with_refine_levels_needs_each_refine_policy(tmp_path):
+    refining = _config(refine_levels=[-1])
+    assert refining.refine_levels == frozenset({1})
+    run, folder = _saved_set(tmp_path, refining, 0.01, None)
+    assert policies_exist(run, 0.01, None, policy_set_config(refining, 0.01, None))
+    refine_path(folder, 1).unlink()  # trained before refinement, or interrupted
+    assert not policies_exist(run, 0.01, None, policy_set_config(refining, 0.01, None))
+    plain = _config(refine_levels=[])
+    assert not policies_exist(run, 0.01, None, policy_set_config(plain, 0.01, None))  # other config
+    with pytest.raises(ConfigError, match=r"policy.refine_levels: 2 is not a decision level"):
+        _config(refine_levels=[2])
