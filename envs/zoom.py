@@ -129,12 +129,11 @@ class ZoomEnv(gym.Env):
                 raise ValueError(f"level {level} is not a refine level")
             inputs = "segmentation"
             shown = tables[level + 1].parent_observations
-            rewards = refine_rewards(
-                [t.errors for t in tables],
-                tables[level + 1].area,
-                zoom or {},
+            rewards = quadrant_rewards(
+                tables,
                 level,
                 rate,
+                zoom or {},
                 self.reward_config,
                 unit_area,
                 refinement,
@@ -222,6 +221,25 @@ def zoom_rewards(
         unit_area,
         decide_first,
         refinement,
+    )
+
+
+def quadrant_rewards(
+    tables: Sequence[LevelTable],
+    level: int,
+    rate: int,
+    zoom: Mapping[int, np.ndarray],
+    config: RewardConfig,
+    unit_area: float,
+    refinement: Refinement,
+    decide_first: DecideFirst = True,
+) -> np.ndarray:
+    """h_``level``'s reward of refining every cached quadrant, on the level-``level + 1``
+    grid (:func:`razn.rewards.refine_rewards`)."""
+    errors = [t.errors for t in tables]
+    area = tables[level + 1].area
+    return refine_rewards(
+        errors, area, zoom, level, rate, config, unit_area, refinement, decide_first
     )
 
 

@@ -21,9 +21,8 @@ import numpy as np
 from envs.reward_cache import LevelTable
 from envs.zoom import cached_refinement, zoom_rewards
 from razn.observation import ENTROPY_STAT, TISSUE_STAT
-from razn.rewards import refine_rewards
 from razn.run_config import RunConfig
-from razn.train.policy_reports import policy_decisions
+from razn.train.policy_reports import policy_decisions, refine_decisions
 
 
 @dataclass(frozen=True)
@@ -118,20 +117,9 @@ def judge_held_out_refiner(
     refinement = cached_refinement(tables, config.refine_levels, refine)
     if refinement is None:
         raise ValueError(f"level {level} is not a refine level")
-    shown = tables[level + 1].parent_observations
-    probabilities = policy_decisions(refiner, shown)
-    rewards = refine_rewards(
-        [t.errors for t in tables],
-        tables[level + 1].area,
-        zoom,
-        level,
-        config.levels.geometry().rate,
-        config.reward,
-        config.reward_unit_area,
-        refinement,
-        config.decide_first,
+    probabilities, rewards, asked = refine_decisions(
+        refiner, tables, level, zoom, config, refinement
     )
-    asked = np.asarray(refinement.tissue[level + 1], bool)
     refine[level] = (probabilities > 0.5) & asked
-    entropy = shown["stats"][..., ENTROPY_STAT]
+    entropy = tables[level + 1].parent_observations["stats"][..., ENTROPY_STAT]
     return compare_level(level, probabilities, rewards, entropy, asked)

@@ -37,13 +37,19 @@ from razn.errors import ConfigError
 from razn.observation import policy_view
 from razn.policy.features import policy_kwargs, stats_normalisation
 from razn.policy.store import policy_folder, policy_path, record_digest, refine_path
-from razn.rewards import Refinement, refine_rewards
+from razn.rewards import Refinement
 from razn.run_config import RunConfig
 from razn.run_dir import POLICY_SECTIONS, RUNTIME_KEYS, RunDirectory, config_differences
 from razn.train.callbacks import TqdmCallback, ZoomStatsCallback
 from razn.train.held_out import judge_held_out, judge_held_out_refiner
 from razn.train.policy_files import policy_files_ready, save_level
-from razn.train.policy_reports import LevelReport, level_report, policy_decisions, saved_reports
+from razn.train.policy_reports import (
+    LevelReport,
+    level_report,
+    policy_decisions,
+    refine_decisions,
+    saved_reports,
+)
 from razn.train.reward_caches import build_reward_cache
 from razn.train.validation_cost import ensure_validation_cost, record_validation_cost
 
@@ -274,20 +280,9 @@ def _train_refiner(
     log_dir = folder / f"refine_{level}_log"
     model = train_level(tables, level, zoom, config, seed, log_dir, bar, refinement, kind="refine")
     model.policy.set_training_mode(False)
-    shown = tables[level + 1].parent_observations
-    probabilities = policy_decisions(model.policy, shown)
-    rewards = refine_rewards(
-        [t.errors for t in tables],
-        tables[level + 1].area,
-        zoom,
-        level,
-        config.levels.geometry().rate,
-        config.reward,
-        config.reward_unit_area,
-        refinement,
-        config.decide_first,
+    probabilities, rewards, asked = refine_decisions(
+        model.policy, tables, level, zoom, config, refinement
     )
-    asked = np.asarray(refinement.tissue[level + 1], bool)
     report = replace(level_report(level, probabilities[asked], rewards[asked]), policy="h")
     return (probabilities > 0.5) & asked, model.policy, report
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from envs.reward_cache import LevelTable
+from envs.zoom import quadrant_rewards
 from razn.engine.deciders import zoom_probability
 from razn.observation import policy_view, space_inputs
 from razn.policy.store import policy_path
-from razn.rewards import RewardConfig
+from razn.rewards import Refinement, RewardConfig
+from razn.run_config import RunConfig
 
 
 @dataclass
@@ -52,6 +55,32 @@ def policy_decisions(
     if not probabilities:
         return np.zeros(leading, np.float32)
     return np.concatenate(probabilities).reshape(leading)
+
+
+def refine_decisions(
+    refiner: Any,
+    tables: Sequence[LevelTable],
+    level: int,
+    zoom: Mapping[int, np.ndarray],
+    config: RunConfig,
+    refinement: Refinement,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What h_``level`` decides over cached quadrants, on the level-``level + 1`` grid:
+    its P(refine), the reward of refining each quadrant, and the quadrants it is asked
+    about (tissue)."""
+    probabilities = policy_decisions(refiner, tables[level + 1].parent_observations)
+    rate = config.levels.geometry().rate
+    rewards = quadrant_rewards(
+        tables,
+        level,
+        rate,
+        zoom,
+        config.reward,
+        config.reward_unit_area,
+        refinement,
+        config.decide_first,
+    )
+    return probabilities, rewards, np.asarray(refinement.tissue[level + 1], bool)
 
 
 def level_report(level: int, zoom_probabilities: np.ndarray, rewards: np.ndarray) -> LevelReport:
