@@ -21,10 +21,10 @@ import numpy as np
 import zarr
 
 from razn.benchmark.jobs import Job, job_decider
-from razn.benchmark.timing import segment_labels
 from razn.data.manifest import ManifestEntry, read_manifest
 from razn.data.masks import open_mask
 from razn.engine import EngineConfig, ZoomEngine
+from razn.engine.batch import segment_labels
 from razn.errors import ManifestError
 from razn.evaluate import SegmentationScores, read_truth, score_labels
 from razn.run_dir import RunDirectory
@@ -69,7 +69,7 @@ def measure_overlap(
     with tempfile.TemporaryDirectory(prefix="razn-overlap-") as scratch:
         labels = Path(scratch) / "labels.zarr"
         for entry in entries:  # warm-up: page cache and first calls, untimed
-            segment_labels(engine("cip", 0, entry), entry, labels)
+            segment_labels(engine("cip", 0, entry), entry.slide, labels)
         for round_ in range(repeats):
             order = settings if round_ % 2 == 0 else settings[::-1]
             for mode, margin in order:
@@ -77,7 +77,7 @@ def measure_overlap(
                 for entry in entries:
                     made = engine(mode, margin, entry)
                     shutil.rmtree(labels, ignore_errors=True)  # nothing left of the last slide
-                    result = segment_labels(made, entry, labels)
+                    result = segment_labels(made, entry.slide, labels)
                     times.append(result.seconds)
                     if round_ == 0:  # outputs are deterministic: scored once
                         array = zarr.open_array(str(labels), mode="r")

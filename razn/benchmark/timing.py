@@ -22,10 +22,7 @@ import numpy as np
 from razn.benchmark.jobs import Context, Job, job_decider, job_key
 from razn.data.manifest import ManifestEntry
 from razn.engine import EngineConfig, ZoomEngine
-from razn.engine.batch import output_name
-from razn.engine.zoom import SlideResult
-from razn.slide import open_slide
-from razn.slide.tissue import detect_tissue
+from razn.engine.batch import output_name, segment_labels
 
 TIMING_FILE = "timing.json"
 
@@ -46,7 +43,7 @@ def warm_up(
     )
     with tempfile.TemporaryDirectory(dir=ctx.out) as scratch:
         for entry in entries:
-            segment_labels(engine, entry, Path(scratch) / "labels.zarr")
+            segment_labels(engine, entry.slide, Path(scratch) / "labels.zarr")
     ctx.log(
         f"warm-up pass (cip, untimed) over {len(entries)} slides: "
         f"{time.perf_counter() - start:.0f} s"
@@ -91,7 +88,7 @@ def retime(
                     EngineConfig(device=device),
                 )
                 with tempfile.TemporaryDirectory(dir=ctx.out) as scratch:
-                    result = segment_labels(engine, entry, Path(scratch) / "labels.zarr")
+                    result = segment_labels(engine, entry.slide, Path(scratch) / "labels.zarr")
                     runs[i, k].append(result.seconds)
                 folder = _slide_folder(ctx, job, entry, outputs)
                 _store_repeats(folder, _job_key(ctx, job), runs[i, k][1:])
@@ -104,14 +101,6 @@ def retime(
         row["seconds_runs"] = [float(sum(s[r] for s in per_slide)) for r in range(repeats)]
         row["seconds"] = float(sum(np.median(s) for s in per_slide))
         row["timing_repeats"] = repeats
-
-
-def segment_labels(engine: ZoomEngine, entry: ManifestEntry, labels: Path) -> SlideResult:
-    """Segment one slide into the label array ``labels`` only (tissue detected outside the
-    timed part, as in :func:`razn.engine.batch.segment_one`)."""
-    with open_slide(entry.slide) as slide:
-        tissue = detect_tissue(slide, engine.config.tissue)
-        return engine.segment(slide, labels, tissue=tissue)
 
 
 def _job_key(ctx: Context, job: Job) -> str:

@@ -304,6 +304,14 @@ def mpp_source(slide: Any, fallback: float) -> str:
     return "fallback"
 
 
+def segment_labels(engine: ZoomEngine, path: Path, labels: Path) -> SlideResult:
+    """Segment the slide at ``path`` into the label array ``labels`` only, with tissue
+    detected outside the timed part as in :func:`segment_one`: what timing runs repeat."""
+    with open_slide(path) as slide:
+        tissue = detect_tissue(slide, engine.config.tissue)
+        return engine.segment(slide, labels, tissue=tissue)
+
+
 def segment_one(
     path: Path,
     engine: ZoomEngine,
