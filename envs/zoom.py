@@ -210,7 +210,8 @@ def zoom_rewards(
     refinement: Refinement | None = None,
 ) -> np.ndarray:
     """The reward of zooming every cached node of ``level``, ``(R, n, n)``; ``decide_first``
-    is the cost model and ``refinement`` what breaking refines (:mod:`razn.rewards`)."""
+    is the cost model and ``refinement`` what breaking refines (:mod:`razn.rewards`); nodes
+    without tissue cost nothing (:func:`cached_tissue`)."""
     return zoom_gain(
         [t.errors for t in tables],
         tables[level].area,
@@ -221,6 +222,7 @@ def zoom_rewards(
         unit_area,
         decide_first,
         refinement,
+        cached_tissue(tables),
     )
 
 
@@ -239,8 +241,30 @@ def quadrant_rewards(
     errors = [t.errors for t in tables]
     area = tables[level + 1].area
     return refine_rewards(
-        errors, area, zoom, level, rate, config, unit_area, refinement, decide_first
+        errors,
+        area,
+        zoom,
+        level,
+        rate,
+        config,
+        unit_area,
+        refinement,
+        decide_first,
+        cached_tissue(tables),
     )
+
+
+def cached_tissue(tables: Sequence[LevelTable]) -> list[np.ndarray]:
+    """Per working level, the cached nodes holding tissue, bool ``(R, n, n)``, as the engine
+    tests them: every cached root does (the cache keeps tissue roots only), and a node of a
+    finer level does where its parent's tissue sample has any inside it (a table without
+    its parents' views, e.g. one built by hand, counts every node as tissue)."""
+    return [np.ones(tables[0].errors.shape, bool)] + [
+        np.asarray(t.parent_observations["stats"][..., TISSUE_STAT] > 0)
+        if "stats" in t.parent_observations
+        else np.ones(t.errors.shape, bool)
+        for t in tables[1:]
+    ]
 
 
 def cached_refinement(
@@ -253,11 +277,11 @@ def cached_refinement(
     from the parents' cached views, as the engine decides them."""
     if not levels:
         return None
-    tissue = [np.ones(tables[0].errors.shape, bool)] + [
-        np.asarray(t.parent_observations["stats"][..., TISSUE_STAT] > 0) for t in tables[1:]
-    ]
     return Refinement(
-        frozenset(levels), [t.parent_errors for t in tables], tissue, dict(refine or {})
+        frozenset(levels),
+        [t.parent_errors for t in tables],
+        cached_tissue(tables),
+        dict(refine or {}),
     )
 
 

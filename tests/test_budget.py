@@ -18,18 +18,22 @@ from razn.policy.budget import (
 )
 
 
-def test_validation_cost_counts_breaks_and_the_finest_children_of_zooms():
+def test_validation_cost_counts_breaks_and_the_finest_children_holding_tissue():
     # One root, three levels (r = 2): the root zooms; of its 4 children (3 on tissue) two zoom.
     zoom = {
         0: np.array([[[True]]]),
         1: np.array([[[True, True], [False, False]]]),
     }
-    tissue = [np.array([[[True]]]), np.array([[[True, True], [True, False]]])]
+    finest = np.ones((1, 4, 4), bool)
+    finest[0, 0, 1] = False  # one finest child of the zoomed child (0, 0) holds no tissue
+    finest[0, 2:, 2:] = False  # child (1, 1) holds none, nor its children
+    tissue = [np.array([[[True]]]), np.array([[[True, True], [True, False]]]), finest]
     cost = validation_cost(zoom, tissue, rate=2, lam=0.01, splits=["val"])
-    # level 0: nothing breaks; level 1: one reached tissue child breaks; level 2: 2 x 4
-    assert cost.patches == [0, 1, 8]
-    assert cost.cip_patches == 3 * 4 and cost.ud_patches == 1
-    assert cost.share == pytest.approx(9 / 12)
+    # level 0: nothing breaks; level 1: one reached tissue child breaks; level 2: 3 + 4,
+    # the finest children of the two zooms that hold tissue (the engine never reads the other)
+    assert cost.patches == [0, 1, 7]
+    assert cost.cip_patches == 11 and cost.ud_patches == 1  # every finest tissue node
+    assert cost.share == pytest.approx(8 / 11)
 
 
 def _saved_curve(tmp_path, shares: dict[float, int]) -> None:

@@ -97,7 +97,7 @@ def test_only_tissue_quadrants_are_asked_and_refined():
 def test_refined_quadrants_are_reached_and_counted():
     # three levels: the root zooms, child (0, 0) breaks and refines two of its quadrants
     zoom = {0: np.ones((1, 1, 1), bool), 1: np.zeros((1, 2, 2), bool)}
-    tissue = [np.ones((1, 1, 1), bool), np.ones((1, 2, 2), bool)]
+    tissue = [np.ones((1, 1, 1), bool), np.ones((1, 2, 2), bool), np.ones((1, 4, 4), bool)]
     refine = {1: np.zeros((1, 4, 4), bool)}
     refine[1][0, 0, 0] = refine[1][0, 1, 1] = True  # under child (0, 0)
     refine[1][0, 3, 3] = True  # under child (1, 1)
@@ -105,8 +105,8 @@ def test_refined_quadrants_are_reached_and_counted():
     assert cost.patches == [0, 4, 3]
     assert cost.cip_patches == 16
     # as a share of zooms for baselines that cannot refine: 3 quadrants = 3 / (4 − 1) zooms
-    assert zoom_shares(zoom, tissue, 2, refine) == [1.0, pytest.approx(1 / 4)]
-    reached = reached_nodes(zoom, [*tissue, np.ones((1, 4, 4), bool)], 2, refine)
+    assert zoom_shares(zoom, tissue[:2], 2, refine) == [1.0, pytest.approx(1 / 4)]
+    reached = reached_nodes(zoom, tissue, 2, refine)
     assert reached[2].sum() == 3
 
 

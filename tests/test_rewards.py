@@ -8,9 +8,11 @@ import pytest
 from razn.rewards import (
     RewardConfig,
     follow_policies,
+    oracle_zoom,
     reward_unit_area,
     sum_children,
     zoom_cost,
+    zoom_gain,
     zoom_outcome,
     zoom_reward,
 )
@@ -119,3 +121,32 @@ def test_the_cost_model_may_differ_by_level():
     assert outcome.segmentations[0, 0, 0] == 4 + 3 + 1
     cost = zoom_cost(outcome, RewardConfig(policy_cost=0.0), decide_first=True)
     assert cost[0, 0, 0] == 7  # the root itself is never segmented
+
+
+def test_nodes_without_tissue_cost_nothing():
+    # One root, two levels (r = 2); only the top two children hold tissue, so a zoom reads
+    # and segments two patches: image-first it adds one segmentation over the break, not 3.
+    errors = [np.array([[[300.0]]]), np.zeros((1, 2, 2))]
+    tissue = [np.ones((1, 1, 1), bool), np.array([[[True, True], [False, False]]])]
+    outcome = zoom_outcome(errors, {}, 0, 2, tissue=tissue)
+    assert outcome.segmentations[0, 0, 0] == 2
+    config = RewardConfig(lam=0.01, policy_cost=0.1)
+    gain = zoom_gain(errors, np.array([[[1000.0]]]), {}, 0, 2, config, 250.0, tissue=tissue)
+    assert gain[0, 0, 0] == pytest.approx(300 / 250 - 0.01 * 1)
+    # a policy below asks only about tissue nodes: g_1 there costs 2 calls, not 4
+    below = {1: np.zeros((1, 2, 2), bool)}
+    three = [*errors, np.zeros((1, 4, 4))]
+    calls = zoom_outcome(three, below, 0, 2, tissue=[*tissue, np.ones((1, 4, 4), bool)])
+    assert calls.policy_calls[0, 0, 0] == 2 and calls.segmentations[0, 0, 0] == 2
+
+
+def test_the_oracle_zooms_at_the_tissue_edge_when_only_tissue_children_are_paid_for():
+    # f_0 gets 100 pixels wrong, f_1 none; one child holds tissue. At λ = 0.5 a zoom that
+    # paid for all four children (+3) loses 1.5 − 0.4; paying for the one it reads, it
+    # costs what the break costs (one patch) and wins the 0.4.
+    errors = [np.array([[[100.0]]]), np.zeros((1, 2, 2))]
+    area = [np.array([[[1000.0]]]), np.full((1, 2, 2), 250.0)]
+    tissue = [np.ones((1, 1, 1), bool), np.array([[[True, False], [False, False]]])]
+    config = RewardConfig(lam=0.5, policy_cost=0.1)
+    assert not oracle_zoom(errors, area, config, 2, 250.0)[0][0, 0, 0]
+    assert oracle_zoom(errors, area, config, 2, 250.0, tissue=tissue)[0][0, 0, 0]

@@ -16,8 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from envs.reward_cache import LevelTable
-from envs.zoom import cached_refinement
-from razn.observation import TISSUE_STAT
+from envs.zoom import cached_refinement, cached_tissue
 from razn.policy.budget import validation_cost
 from razn.rewards import follow_policies, oracle_plan
 from razn.run_config import RunConfig
@@ -52,11 +51,11 @@ def ceiling_curves(
     area = [t.area for t in tables]
     scored = float(np.sum(area[0])) or 1.0
     decisions = len(tables) - 1
-    tissue = [tables[j].observations["stats"][..., TISSUE_STAT] > 0 for j in range(decisions)]
+    tissue = cached_tissue(tables)
     points = []
     for level in range(decisions + 1):
         zoom = {j: np.full(errors[j].shape, j < level) for j in range(decisions)}
-        outcome = follow_policies(errors, zoom, 0, rate)
+        outcome = follow_policies(errors, zoom, 0, rate, tissue=tissue)
         cost = validation_cost(zoom, tissue, rate, 0.0, [])
         points.append(
             CurvePoint(f"fixed-{level}", None, cost.patches, outcome.errors.sum() / scored)
@@ -66,10 +65,19 @@ def ceiling_curves(
         for lam in sorted(lambdas):
             reward = replace(config.reward, lam=float(lam))
             plan = oracle_plan(
-                errors, area, reward, rate, config.reward_unit_area, config.decide_first, refinement
+                errors,
+                area,
+                reward,
+                rate,
+                config.reward_unit_area,
+                config.decide_first,
+                refinement,
+                tissue,
             )
             chosen = None if refinement is None else replace(refinement, refine=plan.refine)
-            outcome = follow_policies(errors, plan.zoom, 0, rate, config.decide_first, chosen)
+            outcome = follow_policies(
+                errors, plan.zoom, 0, rate, config.decide_first, chosen, tissue
+            )
             cost = validation_cost(plan.zoom, tissue, rate, lam, [], plan.refine)
             points.append(CurvePoint(name, float(lam), cost.patches, outcome.errors.sum() / scored))
     return points

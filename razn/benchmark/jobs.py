@@ -91,7 +91,7 @@ def cache_path(run: RunDirectory, entry: ManifestEntry) -> Path:
 def oracle_decider(run: RunDirectory, entry: ManifestEntry, lam: float) -> Any:
     """The oracle of one test slide: its cached ground-truth rewards at λ = ``lam``."""
     from envs.reward_cache import read_tables
-    from envs.zoom import cached_refinement
+    from envs.zoom import cached_refinement, cached_tissue
     from razn.engine.deciders import PlannedZoom
 
     tables, roots = read_tables([cache_path(run, entry)])
@@ -106,6 +106,7 @@ def oracle_decider(run: RunDirectory, entry: ManifestEntry, lam: float) -> Any:
         run.config.reward_unit_area,
         run.config.decide_first,
         cached_refinement(tables, run.config.refine_levels),
+        cached_tissue(tables),
     )
     return PlannedZoom(roots[0], plan.zoom, rate, refine=plan.refine)
 

@@ -65,7 +65,7 @@ def decision_rewards(
     tables, roots = read_tables([cache])
     rate = config.levels.geometry().rate
     errors, area = [t.errors for t in tables], [t.area for t in tables]
-    from envs.zoom import cached_refinement
+    from envs.zoom import cached_refinement, cached_tissue
 
     rewards = oracle_rewards(
         errors,
@@ -75,6 +75,7 @@ def decision_rewards(
         config.reward_unit_area,
         config.decide_first,
         cached_refinement(tables, config.refine_levels),
+        cached_tissue(tables),
     )
     return _look_up(outputs.decisions(), rewards, roots[0], rate)
 

@@ -8,11 +8,12 @@ policy folders of a run, one per λ, then form the run's validation curve, and
 ``razn segment --budget F`` picks the λ whose policies cost the least accuracy within F
 (the smallest λ whose validation share is at most F).
 
-Counting on cached trees: a tissue node of a decision level is reached when every
-ancestor zoomed (:func:`razn.rewards.reached_nodes`); a reached node that breaks is one
-segmentation at its level, and each reached node of level m−1 that zooms costs its r²
-children at the finest level. cip costs r² per tissue node of level m−1 (children
-without tissue are counted alike on both sides).
+Counting on cached trees: a tissue node is reached when every ancestor zoomed (or, at
+a refine level, broke and refined it; :func:`razn.rewards.reached_nodes`); a reached node
+of a decision level that breaks is one segmentation at its level, and every reached node
+of the finest level is one segmentation there. cip costs every finest node holding
+tissue, as the engine counts it (``summary.json``'s ``cip_patches``): children without
+tissue are never read, so they cost nothing on either side.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from razn.errors import ConfigError
-from razn.rewards import expand, reached_nodes
+from razn.rewards import reached_nodes
 
 VALIDATION_FILE = "validation.json"
-VALIDATION_FORMAT = "razn-validation/1"
+VALIDATION_FORMAT = "razn-validation/2"
+"""/2: finest children without tissue no longer counted (files of /1 are recomputed)."""
 
 
 @dataclass(frozen=True)
@@ -60,22 +62,16 @@ def validation_cost(
 ) -> ValidationCost:
     """The cost of decisions ``zoom`` (by decision level, bool ``(R, n, n)``) and, at refine
     levels, ``refine`` (the quadrants refined, on the next level's grid) on cached trees
-    whose tissue nodes per decision level are ``tissue`` (see the module docstring); a
-    refined quadrant is one more node of the next level (one patch at the finest)."""
+    whose tissue nodes per working level, the finest included, are ``tissue`` (see the
+    module docstring)."""
+    finest = len(tissue) - 1
     reached = reached_nodes(zoom, tissue, rate, refine)
-    finest_parent = len(tissue) - 1
-    patches = [int((mask & ~np.asarray(zoom[j], bool)).sum()) for j, mask in enumerate(reached)]
-    zoomed_last = reached[finest_parent] & np.asarray(zoom[finest_parent], bool)
-    finest = int(zoomed_last.sum()) * rate * rate
-    refined_last = (refine or {}).get(finest_parent)
-    if refined_last is not None:
-        broke_last = reached[finest_parent] & ~np.asarray(zoom[finest_parent], bool)
-        finest += int((expand(broke_last, rate) & np.asarray(refined_last, bool)).sum())
-    patches.append(finest)
+    patches = [int((reached[j] & ~np.asarray(zoom[j], bool)).sum()) for j in range(finest)]
+    patches.append(int(reached[finest].sum()))
     return ValidationCost(
         lam=float(lam),
         patches=patches,
-        cip_patches=int(np.asarray(tissue[finest_parent], bool).sum()) * rate * rate,
+        cip_patches=int(np.asarray(tissue[finest], bool).sum()),
         ud_patches=int(np.asarray(tissue[0], bool).sum()),
         splits=list(splits),
     )

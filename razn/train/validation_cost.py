@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.reward_cache import read_tables
-from envs.zoom import cached_refinement
-from razn.observation import TISSUE_STAT
+from envs.zoom import cached_refinement, cached_tissue
 from razn.policy.budget import read_validation, validation_cost, write_validation
 from razn.policy.store import load_policies, load_refiners
 from razn.run_config import RunConfig
@@ -45,7 +44,7 @@ def record_validation_cost(
     tables, _ = read_tables(build_reward_cache(run, config, progress, VALIDATION_SPLITS))
     decision_levels = range(len(tables) - 1)
     zoom = {j: policy_decisions(policies[j], tables[j].observations) > 0.5 for j in decision_levels}
-    tissue = [tables[j].observations["stats"][..., TISSUE_STAT] > 0 for j in decision_levels]
+    tissue = cached_tissue(tables)
     refinement = cached_refinement(tables, config.refine_levels)
     refine = {}
     if refinement is not None:
