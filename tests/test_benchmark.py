@@ -350,3 +350,15 @@ def test_a_manifest_without_val_or_test_slides_is_a_one_line_error(tmp_path):
         in result.output
     )
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_timing_rounds_run_every_job_once_per_slide_starting_somewhere_else_each_time():
+    from razn.benchmark.timing import round_order
+
+    orders = [round_order(6, r, k, 3, 4) for r in (1, 2) for k in range(4)]
+    assert all(sorted(order) == list(range(6)) for order in orders)
+    assert len({order[0] for order in orders}) >= 4  # no job always first
+    # round 1, slide 0 is step 4 of 12: the list rotated by 4 × 6 / 12 = 2; slide 1 also
+    # starts at 2, reversed
+    assert round_order(6, 1, 0, 3, 4) == [2, 3, 4, 5, 0, 1]
+    assert round_order(6, 1, 1, 3, 4) == [1, 0, 5, 4, 3, 2]

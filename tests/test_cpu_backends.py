@@ -1,4 +1,5 @@
-"""The CPU backend comparison: eager torch against itself, a missing backend reported."""
+"""The CPU backend comparison: eager torch against itself, the engine's own path, a missing
+backend reported."""
 
 from __future__ import annotations
 
@@ -20,12 +21,16 @@ def test_backends_are_timed_on_the_same_patches_and_missing_ones_reported(tmp_pa
         lambda: random_segmenters(config)[-1],
         patches,
         tmp_path,
-        ("eager", "channels_last", "openvino"),
+        ("eager", "engine", "channels_last", "openvino"),
         repeats=1,
     )
-    eager, channels_last, openvino = timings
+    eager, engine, channels_last, openvino = timings
     assert eager.agreement == 1.0 and eager.speedup(eager) == 1.0
+    assert engine.agreement is not None and engine.agreement > 0.999  # softmax keeps argmax
     assert channels_last.agreement is not None and channels_last.agreement > 0.999
     assert openvino.seconds_per_batch is None and "unavailable" in openvino.note
     table = format_table(timings, patches.shape)
-    assert "| eager |" in table and "| openvino | — | — | unavailable" in table
+    assert "| eager |" in table and "| engine |" in table
+    assert "| openvino | — | — | — | unavailable" in table
+    engine_row = next(line for line in table.splitlines() if line.startswith("| engine |"))
+    assert engine_row.split("|")[4].strip() == "1.00"  # the engine against itself

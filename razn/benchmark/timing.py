@@ -2,11 +2,16 @@
 
 One untimed pass of cip over the slides comes first (the slide files enter the page
 cache, every network's first calls are paid), then every job once (its outputs are
-scored, :mod:`.segment`), then further rounds over all jobs, each round in another
-order, that only time the engine; ``timing.json`` beside each slide's summary keeps
-them for a resumed run. A slide's seconds are the median of its runs: one run of a few
-seconds carries ±10 % noise on a shared machine, and the first mode of a process used to
-pay for the page cache and the kernels' first calls.
+scored, :mod:`.segment`), then further rounds that only time the engine; ``timing.json``
+beside each slide's summary keeps them for a resumed run. A slide's seconds are the
+median of its runs: one run of a few seconds carries ±10 % noise on a shared machine, and
+the first mode of a process used to pay for the page cache and the kernels' first calls.
+
+A round goes slide by slide and runs every job on that slide, in an order that moves on
+with each slide and each round (:func:`round_order`). The machine's speed drifts by as much
+as a quarter over minutes (measured: a whole round, job after job over all slides, ran
+razn at 0.89 × to 1.25 × cip's seconds); slide-major rounds spread each job's slides over
+the round, so a slow spell weighs on every mode alike instead of on whichever jobs it met.
 """
 
 from __future__ import annotations
@@ -60,8 +65,8 @@ def retime(
     outputs: str,
     repeats: int,
 ) -> None:
-    """Time every job ``repeats − 1`` more times, in rounds whose order rotates, and set each
-    row's ``seconds`` to the sum over slides of the median run (``seconds_runs``: every
+    """Time every job ``repeats − 1`` more times, in slide-major rounds (:func:`round_order`),
+    and set each row's ``seconds`` to the sum over slides of the median run (``seconds_runs``: every
     round's total; ``seconds_first``: the scored run's)."""
     runs: dict[tuple[int, int], list[float]] = {}
     for i, (job, row) in enumerate(zip(jobs, rows, strict=True)):
@@ -72,15 +77,11 @@ def retime(
             ]
     start = time.perf_counter()
     for round_ in range(1, repeats):
-        shift = (round_ * len(jobs)) // repeats  # every round starts elsewhere in the list
-        order = list(range(len(jobs)))[shift:] + list(range(len(jobs)))[:shift]
-        if round_ % 2:
-            order.reverse()
-        for i in order:
-            job, run = jobs[i], ctx.runs[jobs[i].variant]
-            for k, entry in enumerate(entries):
+        for k, entry in enumerate(entries):
+            for i in round_order(len(jobs), round_, k, repeats, len(entries)):
                 if len(runs[i, k]) > round_:  # timed by an earlier, interrupted benchmark
                     continue
+                job, run = jobs[i], ctx.runs[jobs[i].variant]
                 engine = ZoomEngine(
                     segmenters[job.variant],
                     job_decider(run, job, entry),
@@ -101,6 +102,17 @@ def retime(
         row["seconds_runs"] = [float(sum(s[r] for s in per_slide)) for r in range(repeats)]
         row["seconds"] = float(sum(np.median(s) for s in per_slide))
         row["timing_repeats"] = repeats
+
+
+def round_order(jobs: int, round_: int, slide: int, repeats: int, slides: int) -> list[int]:
+    """The order of the ``jobs`` on slide ``slide`` in timing round ``round_`` (1 …
+    ``repeats`` − 1): every job once, the list rotated to a different start for each
+    (round, slide) and reversed on every other one, so that no job is always timed first,
+    last or next to the same neighbours."""
+    step = round_ * slides + slide
+    shift = (step * jobs) // (repeats * slides) if jobs else 0
+    order = list(range(jobs))[shift:] + list(range(jobs))[:shift]
+    return order[::-1] if step % 2 else order
 
 
 def _job_key(ctx: Context, job: Job) -> str:
