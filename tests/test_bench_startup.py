@@ -26,3 +26,21 @@ def test_a_failing_segment_is_reported(tiny_run, tmp_path):
     with pytest.raises(RuntimeError, match="razn segment failed"):
         time_to_first_patch([str(tmp_path / "missing.tiff"), "--run", str(tiny_run / "run"),
                              "--out", str(tmp_path)])  # fmt: skip
+
+
+@pytest.mark.parametrize("command", [["--help"], ["info", "SLIDE"]])
+def test_help_and_info_import_no_torch(tiny_run, command):
+    import subprocess
+    import sys
+
+    slide = str(tiny_run / "data" / "slides" / "synth_002.tiff")
+    argv = [slide if part == "SLIDE" else part for part in command]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "razn", *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "torch" not in imported and "stable_baselines3" not in imported
+    assert "razn" in imported  # the import log was read

@@ -1,11 +1,12 @@
 """Timing the benchmark's test segmentations: a warm-up pass, then repeated rounds.
 
 One untimed pass over the slides at every working level comes first (every pyramid level
-read enters the page cache, every network's first calls are paid), then every job once (its outputs are
-scored, :mod:`.segment`), then further rounds that only time the engine; ``timing.json``
-beside each slide's summary keeps them for a resumed run. A slide's seconds are the
-median of its runs: one run of a few seconds carries ±10 % noise on a shared machine, and
-the first mode of a process used to pay for the page cache and the kernels' first calls.
+read enters the page cache, every network's first calls are paid), then every job once
+(its outputs are scored, :mod:`.segment`), then further rounds that only time the engine;
+``timing.json`` beside each slide's summary keeps them for a resumed run. A slide's
+seconds are the median of its runs: one run of a few seconds carries ±10 % noise on a
+shared machine, and the first mode of a process used to pay for the page cache and the
+kernels' first calls.
 
 A round goes slide by slide and runs every job on that slide, in an order that moves on
 with each slide and each round (:func:`round_order`). The machine's speed drifts by as much
