@@ -73,8 +73,8 @@ def retime(
     repeats: int,
 ) -> None:
     """Time every job ``repeats − 1`` more times, in slide-major rounds (:func:`round_order`),
-    and set each row's ``seconds`` to the sum over slides of the median run (``seconds_runs``: every
-    round's total; ``seconds_first``: the scored run's)."""
+    and set each row's ``seconds`` to the sum over slides of the median run
+    (``seconds_runs``: every round's total; ``seconds_first``: the scored run's)."""
     runs: dict[tuple[int, int], list[float]] = {}
     for i, (job, row) in enumerate(zip(jobs, rows, strict=True)):
         for k, seconds in enumerate(row["_slide_seconds"]):
