@@ -61,8 +61,9 @@ class ZoomEnv(gym.Env):
     ``(err_parent − err_child) / A − λ · cost_child`` (:func:`razn.rewards.refine_rewards`).
 
     ## Starting State
-    A patch drawn from all cached patches of the level (uniformly, or half from
-    patches where zooming pays and half from the rest with ``sampling="balanced"``).
+    A patch drawn from the cached patches of the level that hold tissue, the only ones the
+    engine asks about (uniformly, or half from patches where zooming pays and half from the
+    rest with ``sampling="balanced"``).
 
     ## Episode End
     Decisions do not change later patches (a contextual bandit), so an episode is
@@ -152,7 +153,9 @@ class ZoomEnv(gym.Env):
                 cost_model,
                 refinement,
             )
-            keep = np.ones(rewards.size, bool)
+            # Only nodes holding tissue: the engine never asks about the others, and their
+            # reward (nothing fixed, nothing spent) would only dilute the samples.
+            keep = np.asarray(cached_tissue(tables)[level], bool).reshape(-1)
         self._observations = {k: _flat(v, 3)[keep] for k, v in shown.items()}
         self.rewards = _flat(rewards, 3)[keep]
         if len(self.rewards) == 0:

@@ -155,10 +155,7 @@ def run_demo(
         if policies_exist(run, lam, None, config):
             continue
         for report in train_policies(run, config, progress=progress, reuse=True):
-            say(
-                f"[{time.perf_counter() - started:5.0f} s] zoom policy of level {report.level} "
-                f"at λ={lam:g}: zooms {report.zoom_rate:.0%} of the training patches"
-            )
+            say(f"[{time.perf_counter() - started:5.0f} s] λ={lam:g}, {report.describe()}")
     rows = []
     for entry in read_manifest(manifest).split("test"):
         if entry.mask is None:

@@ -225,3 +225,46 @@ def test_policies_are_trained_on_exactly_what_the_engine_shows_them(tmp_path, pa
         )
         np.testing.assert_array_equal(observed["image"], cached["image"])
         np.testing.assert_allclose(observed["stats"], cached["stats"], atol=1e-6)
+
+
+def test_the_env_serves_only_nodes_holding_tissue():
+    """The engine never asks about a node without tissue, so a policy is not trained on one
+    (level 1 of a hand-built tree: two of its four nodes hold tissue)."""
+    from envs.reward_cache import LevelTable
+    from envs.zoom import zoom_rewards
+    from razn.observation import TISSUE_STAT, ObservationConfig
+    from razn.rewards import RewardConfig
+
+    def seg_observations(n: int) -> dict[str, np.ndarray]:
+        return {
+            "image": np.zeros((1, n, n, 3, 36, 36), np.uint8),
+            "seg": np.zeros((1, n, n, 2, 36, 36), np.uint8),
+            "stats": np.full((1, n, n, 7), 0.5, np.float32),
+        }
+
+    shown_by_parent = seg_observations(2)
+    shown_by_parent["stats"][0, :, :, TISSUE_STAT] = [[0.8, 0.0], [0.0, 0.3]]
+    tables = [
+        LevelTable(np.array([[[500.0]]]), np.array([[[4000.0]]]), seg_observations(1)),
+        LevelTable(
+            np.array([[[300.0, 0.0], [0.0, 40.0]]]),
+            np.full((1, 2, 2), 1000.0),
+            seg_observations(2),
+            np.array([[[300.0, 0.0], [0.0, 40.0]]]),
+            shown_by_parent,
+        ),
+        LevelTable(np.zeros((1, 4, 4)), np.full((1, 4, 4), 250.0), {}),
+    ]
+    reward = RewardConfig(lam=0.01)
+    env = gym.make(
+        "razn/Zoom-v0",
+        cache=(tables, None),
+        level=1,
+        reward=reward,
+        observation=ObservationConfig(size=36),
+        episode_length=4,
+        unit_area=250.0,
+    ).unwrapped
+    everywhere = zoom_rewards(tables, 1, 2, {}, reward, 250.0)[0]
+    assert env.rewards.tolist() == pytest.approx([everywhere[0, 0], everywhere[1, 1]])
+    assert everywhere[0, 0] == pytest.approx(300 / 250 - 0.01 * 3)  # f_1 wrong, f_2 right

@@ -45,14 +45,5 @@ def command(
         )
     say(f"training the zoom policies (λ = {run.config.reward.lam:g}; reward caches first)")
     for report in train_policies(run, progress=not quiet):
-        if report.policy == "h":
-            say(
-                f"refine policy of level {report.level}: refines {report.zoom_rate:.1%} of "
-                f"the training quadrants (the oracle {report.oracle_zoom_rate:.1%})"
-            )
-        else:
-            say(
-                f"zoom policy of level {report.level}: zooms {report.zoom_rate:.1%} of the "
-                f"training patches (the oracle {report.oracle_zoom_rate:.1%})"
-            )
+        say(report.describe())
     say(f"trained: {run.path}")

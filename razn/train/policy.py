@@ -31,7 +31,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from envs.reward_cache import LevelTable, read_tables
-from envs.zoom import ZoomEnv, cached_refinement, zoom_rewards
+from envs.zoom import ZoomEnv, cached_refinement, cached_tissue, zoom_rewards
 from razn.config import dump_yaml, load_config
 from razn.errors import ConfigError
 from razn.observation import policy_view
@@ -103,7 +103,8 @@ def train_level(
         shown = tables[level + 1].parent_observations["stats"]
         stats = shown[np.asarray(refinement.tissue[level + 1], bool)]
     else:
-        stats = policy_view(tables[level].observations, inputs)["stats"]
+        on_tissue = cached_tissue(tables)[level]  # the nodes the env samples
+        stats = policy_view(tables[level].observations, inputs)["stats"][on_tissue]
     normalisation = stats_normalisation(stats.reshape(-1, stats.shape[-1]), settings.net)
     model = PPO(
         "MultiInputPolicy",
@@ -220,6 +221,7 @@ def _train_levels(
     held_out_refine: dict[int, np.ndarray] = {}
     reports = []
     refinement = cached_refinement(tables, config.refine_levels)
+    tissue = cached_tissue(tables)
     for level in range(geometry.finest_level - 1, -1, -1):
         seed = (config.seed if settings.seed is None else settings.seed) + level
         if refinement is not None and level in refinement.levels:
@@ -250,7 +252,8 @@ def _train_levels(
             config.decide_first,
             refinement,
         )
-        report = level_report(level, probabilities, rewards)
+        on_tissue = tissue[level]  # the nodes the engine asks about, as the env trains on
+        report = level_report(level, probabilities[on_tissue], rewards[on_tissue])
         if held_out is not None:
             comparison = judge_held_out(
                 model.policy, held_out, level, held_out_zoom, config, held_out_refine

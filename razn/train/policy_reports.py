@@ -38,6 +38,19 @@ class LevelReport:
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def describe(self) -> str:
+        """One line for a user: what the policy decides over its training patches, against
+        the oracle (a refine policy's patches are quadrants)."""
+        if self.policy == "h":
+            return (
+                f"refine policy of level {self.level}: refines {self.zoom_rate:.1%} of the "
+                f"training quadrants (the oracle {self.oracle_zoom_rate:.1%})"
+            )
+        return (
+            f"zoom policy of level {self.level}: zooms {self.zoom_rate:.1%} of the "
+            f"training patches (the oracle {self.oracle_zoom_rate:.1%})"
+        )
+
 
 def policy_decisions(
     policy: Any, observations: Mapping[str, np.ndarray], batch: int = 256
