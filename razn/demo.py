@@ -5,7 +5,8 @@
    (the accuracy-versus-compute knob), so that the table shows the trade-off.
 3. Segment the held-out test slide with ``razn`` at each λ, ``ud`` and ``cip`` through
    the same engine, after one untimed warm-up pass; each mode's seconds are the median of
-   ``timing_runs`` runs (a run of a few seconds carries ±20 % noise on a shared machine).
+   ``timing_runs`` runs, the later ones in rounds over every mode (a run of a few seconds
+   carries ±20 % noise on a shared machine, and its speed drifts over a minute).
 4. Score each against the ground truth and print Dice, seconds and patches per level.
 
 Everything goes under one folder (``demo/`` by default); running again reuses the
@@ -40,7 +41,7 @@ DEMO_SLIDES = 5
 DEMO_SIZE = (3072, 3072)
 DEMO_SEED = 0
 DEMO_MODES = ("razn", "ud", "cip")
-DEMO_LAMBDAS = (0.003, 0.01, 0.03, 0.05, 0.1)
+DEMO_LAMBDAS = (0.003, 0.01, 0.03, 0.05, 0.07, 0.1)
 """λ of the razn rows: more accurate and slower to faster and coarser; the run's own λ
 (0.01, the default) is the one whose outputs go to ``outputs/razn``."""
 DEMO_OVERRIDES = (
@@ -49,7 +50,9 @@ DEMO_OVERRIDES = (
     "levels.patch_size=64",
     "model.encoder_depth=3",
     "model.decoder_channels=[16, 8, 8]",
-    "observation.size=36",
+    # A quarter of the patch side, as in the default config (256 → 64): on 64-px patches a
+    # 36² view made each policy call cost nearly a segmentation of this small network.
+    "observation.size=16",
     "seg_train.steps=60",
     "seg_train.batch_size=8",
     "seg_train.lr=0.003",
@@ -90,7 +93,7 @@ class DemoSettings:
     """Run-config overrides applied after ``DEMO_OVERRIDES``."""
     lambdas: tuple[float, ...] = DEMO_LAMBDAS
     """λ of the razn rows (policies are trained for each)."""
-    timing_runs: int = 3
+    timing_runs: int = 5
     """Runs per mode whose median gives its seconds (the first also writes the outputs)."""
 
 
@@ -162,19 +165,23 @@ def run_demo(
             raise MaskError("the demo scores every test slide against its mask", entry.slide)
         if settings.timing_runs > 1:  # the slide's file and the networks' first calls
             warm_up(run, entry.slide)
+        done = []
         for mode, job_lam in _jobs(run.config.reward.lam, settings.lambdas):
             folder = (
                 out
                 / "outputs"
                 / (mode if job_lam in (None, run.config.reward.lam) else f"razn_lam{job_lam:g}")
             )
-            rows.append(
-                segment_and_score(
-                    run, entry.slide, entry.mask, mode, folder, job_lam, settings.timing_runs
-                )
-            )
+            done.append(segment_once(run, entry.slide, mode, folder, job_lam))
             label = mode if job_lam is None else f"{mode} λ={job_lam:g}"
             say(f"[{time.perf_counter() - started:5.0f} s] {label}: {entry.slide.name} segmented")
+        time_in_rounds(done, entry.slide, settings.timing_runs)
+        if settings.timing_runs > 1:
+            say(
+                f"[{time.perf_counter() - started:5.0f} s] {settings.timing_runs - 1} more "
+                f"timing rounds over every mode done"
+            )
+        rows += [score_row(run, job, entry.mask) for job in done]
     return rows
 
 
@@ -192,6 +199,68 @@ def warm_up(run: RunDirectory, slide: Path) -> None:
         segment_labels(engine, slide, Path(scratch) / "labels.zarr")
 
 
+@dataclass
+class SegmentedMode:
+    """One mode segmented once on a slide (outputs written), and its engine times so far."""
+
+    mode: str
+    lam: float | None
+    """razn's λ (None for the baselines)."""
+    slide: Path
+    engine: ZoomEngine
+    output: Path
+    patches: list[int]
+    seconds: list[float]
+    """Engine seconds of each run, the first being the one that wrote the outputs."""
+
+
+def segment_once(
+    run: RunDirectory, slide: Path, mode: str, out_dir: Path, lam: float | None = None
+) -> SegmentedMode:
+    """Segment ``slide`` with ``mode`` (razn: the policies of λ = ``lam``, default the
+    run's) into ``out_dir``, outputs and all."""
+    config = run.config
+    lam = config.reward.lam if lam is None else lam
+    decider = make_decider(mode, run.num_levels, policies_dir=run.policies_dir, lam=lam)
+    engine = ZoomEngine(run.load_segmenters(), decider, config, EngineConfig())
+    extra = {"lambda": lam if mode == "razn" else None, "run": str(run.path.resolve())}
+    output, result = segment_one(slide, engine, out_dir, extra)
+    razn_lam = lam if mode == "razn" else None
+    return SegmentedMode(mode, razn_lam, slide, engine, output, result.patches, [result.seconds])
+
+
+def time_in_rounds(modes: list[SegmentedMode], slide: Path, timing_runs: int) -> None:
+    """Time every mode ``timing_runs − 1`` more times on ``slide`` (labels only), in rounds
+    over all modes whose order turns each round: a slide of a few seconds carries ±20 %
+    noise and the machine's speed drifts over a minute, so timing mode after mode would
+    put a slow spell on whichever modes it met (measured: λ 0.07's share of cip's
+    seconds read 0.48 in one demo run and 0.57 in the next)."""
+    from razn.benchmark.timing import round_order
+
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_ in range(1, timing_runs):
+            for i in round_order(len(modes), round_, 0, timing_runs, 1):
+                labels = Path(scratch) / f"{i}_{round_}.zarr"
+                modes[i].seconds.append(segment_labels(modes[i].engine, slide, labels).seconds)
+
+
+def score_row(run: RunDirectory, segmented: SegmentedMode, mask: Path) -> DemoRow:
+    """``segmented``'s row: its outputs scored against ``mask``, its median seconds."""
+    labels = zarr.open_array(str(segmented.output / "labels.zarr"), mode="r")
+    downsample = segmented.engine.output_downsample
+    with open_slide(segmented.slide) as opened, open_mask(mask, opened.dimensions) as truth:
+        scores = score_labels(labels, downsample, truth, run.config.data.num_classes)
+    return DemoRow(
+        segmented.mode,
+        segmented.lam,
+        float(scores.dice[1]),
+        float(scores.as_dict(run.config.data.class_names)["mean_dice"]),
+        statistics.median(segmented.seconds),
+        segmented.patches,
+        segmented.output,
+    )
+
+
 def segment_and_score(
     run: RunDirectory,
     slide: Path,
@@ -204,29 +273,9 @@ def segment_and_score(
     """Segment ``slide`` with ``mode`` (razn: the policies of λ = ``lam``, default the
     run's) into ``out_dir`` and score it against ``mask``; its seconds are the median engine
     time of ``timing_runs`` runs."""
-    config = run.config
-    lam = config.reward.lam if lam is None else lam
-    decider = make_decider(mode, run.num_levels, policies_dir=run.policies_dir, lam=lam)
-    engine = ZoomEngine(run.load_segmenters(), decider, config, EngineConfig())
-    extra = {"lambda": lam if mode == "razn" else None, "run": str(run.path.resolve())}
-    output, result = segment_one(slide, engine, out_dir, extra)
-    seconds = [result.seconds]
-    with tempfile.TemporaryDirectory() as scratch:
-        for k in range(timing_runs - 1):
-            seconds.append(segment_labels(engine, slide, Path(scratch) / f"{k}.zarr").seconds)
-    labels = zarr.open_array(str(output / "labels.zarr"), mode="r")
-    with open_slide(slide) as opened, open_mask(mask, opened.dimensions) as truth:
-        scores = score_labels(labels, engine.output_downsample, truth, config.data.num_classes)
-    dice = scores.dice
-    return DemoRow(
-        mode,
-        lam if mode == "razn" else None,
-        float(dice[1]),
-        float(scores.as_dict(config.data.class_names)["mean_dice"]),
-        statistics.median(seconds),
-        result.patches,
-        output,
-    )
+    segmented = segment_once(run, slide, mode, out_dir, lam)
+    time_in_rounds([segmented], slide, timing_runs)
+    return score_row(run, segmented, mask)
 
 
 def format_table(rows: list[DemoRow]) -> str:

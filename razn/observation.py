@@ -67,10 +67,12 @@ class ObservationConfig:
     """The policy's observation."""
 
     size: int = 64
-    """Side in pixels of the downsized patch and segmentation views (>= 36 for SB3's CNNs)."""
+    """Side in pixels of the downsized patch and segmentation views (8–512). The policy's
+    CNN pools globally, so any side works; its cost grows with the square of the side, and
+    a policy call must stay cheap beside the segmentation it may save."""
 
     def __post_init__(self) -> None:
-        check_range("observation.size", self.size, low=36, high=512)
+        check_range("observation.size", self.size, low=8, high=512)
 
 
 def observation_space(

@@ -25,6 +25,19 @@ def test_unknown_stats_transform_is_refused():
         PolicyNetConfig(stats_transform="sqrt")
 
 
+@pytest.mark.parametrize("size", [8, 16, 36, 64])
+def test_policies_take_any_view_size_down_to_8_px(size):
+    """The CNN pools globally, so a small view (the demo's 16 px) gives one P(zoom) per patch."""
+    net = PolicyNetConfig(cnn_channels=(4, 8, 8), stats_features=4, hidden=(4,))
+    policy = build_policy(ObservationConfig(size=size), 2, net, "image")
+    obs = {"image": np.zeros((5, 3, size, size), np.uint8), "stats": np.zeros((5, 8), np.float32)}
+    with torch.inference_mode():
+        probs = policy.get_distribution(policy.obs_to_tensor(obs)[0]).distribution.probs
+    assert tuple(probs.shape) == (5, 2)
+    with pytest.raises(ConfigError, match=r"observation.size must be in \[8, 512\], got 7"):
+        ObservationConfig(size=7)
+
+
 def test_stats_normalisation_is_the_mean_and_floored_std_of_the_transformed_stats():
     stats = np.array([[0.0, 0.5], [0.2, 0.5], [0.4, 0.5]], np.float32)
     raw = stats_normalisation(stats, PolicyNetConfig(stats_transform="raw"))
