@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from razn.benchmark.matching import (
+    compute_matched_thresholds,
     expand,
     matched_probabilities,
     matched_thresholds,
@@ -82,3 +83,21 @@ def test_expand_repeats_each_node_over_its_children():
     np.testing.assert_array_equal(
         expand(values, 2)[0], [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]
     )
+
+
+def test_compute_matching_keeps_uncertainty_within_razns_patches():
+    # One root, levels 0–2, r = 2, every node on tissue. Uncertainty segments each node it
+    # decides on, so zooming the root costs 1 + 4 and zooming a level-1 node 1 + 4 more.
+    entropy = [np.full((1, 1, 1), 0.9), np.array([[[0.8, 0.1], [0.2, 0.3]]])]
+    errors = [np.full((1, 1, 1), 100.0), np.full((1, 2, 2), 10.0), np.zeros((1, 4, 4))]
+    tissue = [np.ones((1, 1, 1), bool), np.ones((1, 2, 2), bool), np.ones((1, 4, 4), bool)]
+    # With 9 patches: the root and its 4 children (5), one child zoomed (+4): 9, 30 errors.
+    match = compute_matched_thresholds(entropy, errors, tissue, 9, 2)
+    assert (match.patches, match.errors) == (9, 30.0)
+    assert match.shares == [1.0, 0.25]
+    assert 0.3 <= match.thresholds[1] < 0.8  # the most uncertain child, 0.8, zooms
+    # Razn's share matching would zoom half the level-1 nodes: 13 patches, over budget.
+    half = compute_matched_thresholds(entropy, errors, tissue, 13, 2)
+    assert (half.patches, half.errors) == (13, 20.0)
+    # Below the cheapest plan (ud: the root alone) the cheapest is returned.
+    assert compute_matched_thresholds(entropy, errors, tissue, 0, 2).patches == 1

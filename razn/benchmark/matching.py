@@ -11,26 +11,46 @@ holds tissue (``stats[..., TISSUE_STAT] > 0``).
 * :func:`matched_thresholds` — per-level entropy thresholds with which ``uncertainty``
   zooms the same share of the nodes *it* reaches as razn did of the nodes razn reached;
   :func:`matched_probabilities` is the same for ``random``. Matching share by share,
-  top-down, gives both baselines razn's number of patches per level.
+  top-down, gives ``random`` (which, like razn, segments only where it breaks) razn's
+  number of patches per level in expectation.
+* :func:`compute_matched_thresholds` — ``uncertainty`` at razn's *compute*: it segments
+  every node it decides on (its signal is f_i's output), so razn's shares cost it more
+  patches than they cost razn (on the session-16 benchmark 1.6 ×). Instead its per-level
+  thresholds are the ones with the fewest errors on the cached trees among those that
+  segment no more patches than razn did there — the strongest ``uncertainty`` of razn's
+  cost, as ``docs/method.md`` asks ("a threshold set to match the learned policy's
+  compute").
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from razn.observation import ENTROPY_STAT, TISSUE_STAT
-from razn.rewards import expand, oracle_zoom, reached_nodes
+from razn.rewards import (
+    Refinement,
+    Tissue,
+    expand,
+    follow_policies,
+    oracle_zoom,
+    reached_nodes,
+)
 
 __all__ = [
     "ENTROPY_STAT",
     "TISSUE_STAT",
+    "ComputeMatch",
+    "compute_matched_thresholds",
     "expand",
     "matched_probabilities",
     "matched_thresholds",
     "oracle_zoom",
     "reached_nodes",
+    "segmentations_of",
     "stat_maps",
     "threshold_for_share",
     "zoom_shares",
@@ -96,6 +116,91 @@ def matched_thresholds(
             zoomed = reached & (entropy[level] > threshold)
             reached = expand(zoomed, rate) & tissue[level + 1]
     return thresholds
+
+
+SEARCH_BUDGET = 20_000
+"""Most share combinations :func:`compute_matched_thresholds` tries (the grid per level
+shrinks with the number of decision levels to stay under it)."""
+
+
+@dataclass(frozen=True)
+class ComputeMatch:
+    """``uncertainty``'s per-level thresholds at razn's compute, and what they give on the
+    cached trees they were chosen on."""
+
+    thresholds: list[float]
+    shares: list[float]
+    """Share of the reached tissue nodes zoomed per decision level."""
+    patches: int
+    """Patches segmented (every decided node and every reached finest node)."""
+    errors: float
+    """Misclassified pixels at the evaluation resolution."""
+
+
+def compute_matched_thresholds(
+    entropy: Sequence[np.ndarray],
+    errors: Sequence[np.ndarray],
+    tissue: Sequence[np.ndarray],
+    budget: float,
+    rate: int,
+) -> ComputeMatch:
+    """Per-level entropy thresholds for ``uncertainty`` that make the fewest errors while
+    segmenting at most ``budget`` patches on the cached trees (ties: fewer patches).
+
+    Shares of the reached nodes from a grid of ``G`` values per decision level (``G`` =
+    21 for up to 3 levels, fewer for more, :data:`SEARCH_BUDGET` combinations at most) are
+    turned into thresholds top-down (:func:`matched_thresholds`); uncertainty's cost counts
+    f_i on every node it decides on (``decide_first=False``). When nothing fits the budget
+    the cheapest combination (zoom nothing: ``ud``) is returned.
+
+    Args:
+        entropy: per decision level, f_i's mean entropy per node, ``(R, n, n)``.
+        errors: per working level (finest included), f_j's misclassified pixels per node.
+        tissue: per working level (finest included), the nodes holding tissue (only they
+            are segmented).
+        budget: patches razn segmented on the same trees.
+    """
+    levels = len(entropy)
+    steps = max(2, min(21, int(SEARCH_BUDGET ** (1 / levels)) if levels else 2))
+    grid = np.linspace(0.0, 1.0, steps)
+    best: ComputeMatch | None = None
+    for shares in itertools.product(grid, repeat=levels):
+        thresholds = matched_thresholds(entropy, tissue[:levels], shares, rate)
+        zoom = {j: np.asarray(entropy[j]) > thresholds[j] for j in range(levels)}
+        outcome = follow_policies(errors, zoom, 0, rate, decide_first=False, tissue=tissue)
+        patches, wrong = int(outcome.segmentations.sum()), float(outcome.errors.sum())
+        candidate = ComputeMatch(thresholds, [float(s) for s in shares], patches, wrong)
+        if best is None or _better(candidate, best, budget):
+            best = candidate
+    assert best is not None  # the grid is never empty
+    zoom = {j: np.asarray(entropy[j]) > best.thresholds[j] for j in range(levels)}
+    # The shares the thresholds give (grid values between two nodes' ranks round to them).
+    return replace(best, shares=zoom_shares(zoom, tissue[:levels], rate))
+
+
+def _better(candidate: ComputeMatch, best: ComputeMatch, budget: float) -> bool:
+    """Within the budget, fewer errors then fewer patches; outside it only cheaper wins."""
+    fits, fitted = candidate.patches <= budget, best.patches <= budget
+    if fits != fitted:
+        return fits
+    if not fits:
+        return candidate.patches < best.patches
+    return (candidate.errors, candidate.patches) < (best.errors, best.patches)
+
+
+def segmentations_of(
+    errors: Sequence[np.ndarray],
+    zoom: Mapping[int, np.ndarray],
+    rate: int,
+    refinement: Refinement | None,
+    tissue: Tissue,
+) -> int:
+    """Patches an image-first decider (razn) segments on cached trees with these zooms and
+    refinements."""
+    outcome = follow_policies(
+        errors, zoom, 0, rate, decide_first=True, refinement=refinement, tissue=tissue
+    )
+    return int(outcome.segmentations.sum())
 
 
 def matched_probabilities(shares: Sequence[float]) -> list[float]:

@@ -35,8 +35,9 @@ from razn.benchmark.jobs import Context, Job, Say, cache_path
 from razn.benchmark.matching import (
     ENTROPY_STAT,
     TISSUE_STAT,
+    compute_matched_thresholds,
     matched_probabilities,
-    matched_thresholds,
+    segmentations_of,
     stat_maps,
     zoom_shares,
 )
@@ -384,7 +385,7 @@ def plan_jobs(ctx: Context) -> list[Job]:
 def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
     """``uncertainty`` and ``random`` jobs matched, per seed, to razn at the default λ."""
     from envs.reward_cache import read_tables
-    from envs.zoom import cached_refinement
+    from envs.zoom import cached_refinement, cached_tissue
     from razn.policy.store import load_policies, load_refiners, policy_folder
     from razn.train.policy_reports import policy_decisions
 
@@ -398,6 +399,7 @@ def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
     entropy = stat_maps(observations, ENTROPY_STAT)
     tissue = [m > 0 for m in stat_maps(observations, TISSUE_STAT)]
     rate = run.config.levels.geometry().rate
+    errors, every_level = [t.errors for t in tables], cached_tissue(tables)
     jobs = []
     refinement = cached_refinement(tables, run.config.refine_levels)
     for seed in ctx.config.seeds:
@@ -412,10 +414,32 @@ def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
                 refine[level] = (policy_decisions(refiner, shown) > 0.5) & asked
         shares = zoom_shares(zoom, tissue, rate, refine)
         matched = {"matched_to": f"razn λ={ctx.default_lambda:g} seed={seed}", "shares": shares}
+        budget = segmentations_of(
+            errors,
+            zoom,
+            rate,
+            None if refinement is None else replace(refinement, refine=refine),
+            every_level,
+        )
         if "uncertainty" in modes:
-            thresholds = matched_thresholds(entropy, tissue, shares, rate)
+            match = compute_matched_thresholds(entropy, errors, every_level, budget, rate)
+            found = {"shares": match.shares, "thresholds": match.thresholds}
             jobs.append(
-                Job("clean", "uncertainty", None, seed, {**matched, "thresholds": thresholds})
+                Job(
+                    "clean",
+                    "uncertainty",
+                    None,
+                    seed,
+                    {
+                        **matched,
+                        **found,
+                        "val_patches": {"razn": budget, "uncertainty": match.patches},
+                    },
+                )
+            )
+            ctx.log(
+                f"uncertainty at razn seed {seed}'s compute: {match.patches} patches against "
+                f"razn's {budget} on the {ctx.config.match_split} slides' cached trees"
             )
         if "random" in modes:
             probabilities = matched_probabilities(shares)
