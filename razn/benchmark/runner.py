@@ -423,20 +423,13 @@ def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
         )
         if "uncertainty" in modes:
             match = compute_matched_thresholds(entropy, errors, every_level, budget, rate)
-            found = {"shares": match.shares, "thresholds": match.thresholds}
-            jobs.append(
-                Job(
-                    "clean",
-                    "uncertainty",
-                    None,
-                    seed,
-                    {
-                        **matched,
-                        **found,
-                        "val_patches": {"razn": budget, "uncertainty": match.patches},
-                    },
-                )
-            )
+            params = {
+                **matched,
+                "shares": match.shares,  # uncertainty's own, not razn's
+                "thresholds": match.thresholds,
+                "val_patches": {"razn": budget, "uncertainty": match.patches},
+            }
+            jobs.append(Job("clean", "uncertainty", None, seed, params))
             ctx.log(
                 f"uncertainty at razn seed {seed}'s compute: {match.patches} patches against "
                 f"razn's {budget} on the {ctx.config.match_split} slides' cached trees"
