@@ -7,8 +7,10 @@ Makes (or reuses) a synthetic slide of SIZE² in WORK (``razn synth``'s generato
 by tile; about 30 min at 100,000² on 2 cores), then runs ``python -m razn segment`` on it
 in a child process and samples the resident memory of that process and its children
 (psutil, every 0.1 s). Prints one JSON line and writes it to ``WORK/memory_<size>.json``:
-wall seconds, peak RSS in MiB, whether it stayed under ``--limit-mib`` (2048 by
-default; the exit code is 1 when it did not), and the slide's patches per level.
+wall seconds, the engine's and the outputs' seconds (``summary.json``'s ``seconds`` and
+``output_seconds``) and their ratio, peak RSS in MiB, whether it stayed under
+``--limit-mib`` (2048 by default; the exit code is 1 when it did not), and the slide's
+patches per level.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ def ensure_slide(work: Path, size: int, seed: int) -> tuple[Path, float]:
     return slide, time.perf_counter() - start
 
 
+def ratio(part: float | None, whole: float | None) -> float | None:
+    """``part / whole`` to 3 decimals, or None when either is missing (a failed run)."""
+    if part is None or not whole:
+        return None
+    return round(part / whole, 3)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="trained run directory")
@@ -71,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         "exit_code": code,
         "wall_s": round(seconds, 2),
         "engine_s": summary.get("seconds"),
+        "outputs_s": summary.get("output_seconds"),
+        "outputs_over_engine": ratio(summary.get("output_seconds"), summary.get("seconds")),
         "synth_s": round(synth_seconds, 2),
         "peak_rss_mib": round(peak_mib, 1),
         "limit_mib": args.limit_mib,

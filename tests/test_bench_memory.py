@@ -21,6 +21,8 @@ def test_bench_memory_reports_peak_rss_and_reuses_the_slide(tiny_run, tmp_path, 
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["size"] == "4096x4096" and report["exit_code"] == 0
     assert report["synth_s"] > 0 and report["wall_s"] > report["engine_s"] > 0
+    assert report["wall_s"] > report["outputs_s"] > 0
+    assert report["outputs_over_engine"] == round(report["outputs_s"] / report["engine_s"], 3)
     assert 50 < report["peak_rss_mib"] < report["limit_mib"] == 2048.0
     assert report["within_limit"] is True
     assert report["patches"][1:] == [0, 0] and report["patches"][0] > 0  # ud: level 0 only
