@@ -79,6 +79,14 @@ def test_mode_downsample_breaks_ties_in_raster_order() -> None:
     assert mode_downsample(odd).tolist() == reference_mode(odd).tolist() == [[1, 6], [5, 8]]
 
 
+def test_mode_downsample_of_one_class_keeps_shape_and_dtype() -> None:
+    for shape in [(4, 6), (5, 3), (1, 1)]:
+        block = np.full(shape, 3, np.uint8)
+        out = mode_downsample(block)
+        assert out.dtype == np.uint8 and out.shape == reference_mode(block).shape
+        assert (out == 3).all()
+
+
 def test_pyramid_shapes_halve_to_a_thumbnail() -> None:
     assert pyramid_shapes((1031, 517)) == [(1031, 517), (516, 259), (258, 130)]
     assert pyramid_shapes((300, 200)) == [(300, 200)]

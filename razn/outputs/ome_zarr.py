@@ -191,6 +191,8 @@ def mode_downsample(block: np.ndarray) -> np.ndarray:
     Ties go to the value first in raster order (top-left, top-right, bottom-left,
     bottom-right); an odd last row or column is a block of its real pixels only.
     """
+    if block.size and block.min() == block.max():  # one class (glass, a lesion): no vote
+        return np.full(((block.shape[0] + 1) // 2, (block.shape[1] + 1) // 2), block.flat[0])
     if block.shape[0] % 2 or block.shape[1] % 2:
         block = np.pad(block, ((0, block.shape[0] % 2), (0, block.shape[1] % 2)), mode="edge")
     a, b = block[0::2, 0::2], block[0::2, 1::2]
