@@ -87,6 +87,26 @@ def test_mode_downsample_of_one_class_keeps_shape_and_dtype() -> None:
         assert (out == 3).all()
 
 
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_fill_windows_are_skipped_and_read_back_as_fill(
+    tmp_path: Path, labels: np.ndarray, version: str
+) -> None:
+    # Rows 0-399 background: whole 64-row windows of level 0 and 1 are fill, so they are
+    # neither written nor read for the level below, and every level still equals the
+    # slow reference.
+    glass = labels.copy()
+    glass[:400] = 0
+    path = write_label_image(
+        tmp_path / "g.ome.zarr", glass, 1.0, MPP, NAMES, version=version, chunk=64
+    )
+    group = zarr.open_group(str(path), mode="r")
+    expected = glass
+    for k in range(3):
+        assert np.array_equal(group[str(k)][:], expected), k
+        expected = reference_mode(expected)
+    assert group["0"].nchunks_initialized < group["0"].nchunks  # glass chunks not stored
+
+
 def test_pyramid_shapes_halve_to_a_thumbnail() -> None:
     assert pyramid_shapes((1031, 517)) == [(1031, 517), (516, 259), (258, 130)]
     assert pyramid_shapes((300, 200)) == [(300, 200)]

@@ -239,16 +239,19 @@ def _write(path: str | Path, shape: tuple[int, int], read: Reader, meta: _Meta) 
     group = zarr.open_group(str(path), mode="w", zarr_format=2 if meta.version == "0.4" else 3)
     shapes = pyramid_shapes(shape)
     source = read
+    chunk = meta.chunk
     for k, level_shape in enumerate(shapes):
         target = _create_level(group, str(k), level_shape, meta)
-        for window in _windows(level_shape, meta.chunk):
+        written = np.zeros((-(-level_shape[0] // chunk), -(-level_shape[1] // chunk)), bool)
+        for window in _windows(level_shape, chunk):
             y0, y1, x0, x1 = window
             block = source(window)
             # A window of fill (glass, undecided) stays unwritten: the new array reads it as
             # fill anyway, and zarr's own check of every chunk costs more than numpy's.
             if not (block == meta.fill).all():
                 target[y0:y1, x0:x1] = block  # whole chunks: no read-modify-write
-        source = _halving_reader(target)
+                written[y0 // chunk : -(-y1 // chunk), x0 // chunk : -(-x1 // chunk)] = True
+        source = _halving_reader(target, written, chunk, meta.fill)
     name = path.name.removesuffix(".zarr").removesuffix(".ome")
     ome: dict[str, Any] = {
         "multiscales": [_multiscale(name, len(shapes), meta)],
@@ -284,11 +287,17 @@ def _windows(shape: tuple[int, int], chunk: int) -> Iterator[Window]:
             yield y0, min(y0 + chunk, height), x0, min(x0 + step, width)
 
 
-def _halving_reader(previous: Any) -> Reader:
-    """Reads a window of the next level by mode-downsampling ``previous``."""
+def _halving_reader(previous: Any, written: np.ndarray, chunk: int, fill: int) -> Reader:
+    """Reads a window of the next level by mode-downsampling ``previous``; a window over
+    none of ``previous``'s ``written`` chunks (a bool grid, ``chunk`` px each) is ``fill``
+    without reading (zarr is slow to fill in missing chunks)."""
 
     def read(window: Window) -> np.ndarray:
         y0, y1, x0, x1 = window
+        rows = slice(2 * y0 // chunk, -(-2 * y1 // chunk))
+        cols = slice(2 * x0 // chunk, -(-2 * x1 // chunk))
+        if not written[rows, cols].any():
+            return np.full((y1 - y0, x1 - x0), fill, np.uint8)
         return mode_downsample(np.asarray(previous[2 * y0 : 2 * y1, 2 * x0 : 2 * x1]))
 
     return read
