@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -78,22 +77,7 @@ def segment_task(spec: EngineSpec, job: SlideJob, threads: int | None = None) ->
         engine = cached_engine(spec)
     except RaznError as exc:
         return SlideOutcome(job.slide, "failed", None, str(exc))
-    # A worker's threads share its engine, which keeps per-slide state (the deciders'
-    # batches, the stitcher): they take turns with it. Two slides at once on one engine
-    # mixed their policy batches ("cannot reshape array of size 9 into shape (8, -1)").
-    with _engine_lock(spec):
-        return run_job(job, engine)
-
-
-_ENGINE_LOCKS: dict[EngineSpec, threading.Lock] = {}
-_ENGINE_LOCKS_GUARD = threading.Lock()
-
-
-def _engine_lock(spec: EngineSpec) -> threading.Lock:
-    """The lock of this process's engine for ``spec`` (see :func:`segment_task`); one per
-    spec even when two threads ask for it first at the same time."""
-    with _ENGINE_LOCKS_GUARD:
-        return _ENGINE_LOCKS.setdefault(spec, threading.Lock())
+    return run_job(job, engine)  # the worker's threads share it: it segments one at a time
 
 
 def spread_over_gpus(spec: EngineSpec, worker: int | None) -> EngineSpec:

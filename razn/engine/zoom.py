@@ -19,6 +19,7 @@ lattice (:mod:`razn.geometry`) and a node is either written or replaced by its c
 from __future__ import annotations
 
 import math
+import threading
 import time
 from array import array
 from collections.abc import Iterator, Sequence
@@ -188,6 +189,10 @@ class ZoomEngine:
             raise ValueError(f"need {self.geometry.num_levels} predictors, got {len(predictors)}")
         self.predictors = list(predictors)
         check_overlap(self.settings.overlap, self.geometry.patch_size, config.model.encoder_depth)
+        # The decider keeps per-slide state (its batches, a seeded RNG): threads sharing
+        # one engine (a Dask worker's) segment one slide at a time. Two at once mixed their
+        # policy batches ("cannot reshape array of size 9 into shape (8, -1)").
+        self._one_slide_at_a_time = threading.Lock()
 
     @property
     def input_size(self) -> int:
@@ -205,7 +210,18 @@ class ZoomEngine:
         tissue: TissueMask | None = None,
         progress: SlideProgress | None = None,
     ) -> SlideResult:
-        """Segment ``slide`` into the zarr label array at ``labels_path``."""
+        """Segment ``slide`` into the zarr label array at ``labels_path`` (threads sharing
+        the engine take turns)."""
+        with self._one_slide_at_a_time:
+            return self._segment(slide, labels_path, tissue, progress)
+
+    def _segment(
+        self,
+        slide: Slide,
+        labels_path: Path,
+        tissue: TissueMask | None,
+        progress: SlideProgress | None,
+    ) -> SlideResult:
         start = time.perf_counter()
         reset = getattr(self.decider, "reset", None)
         if reset is not None:  # a seeded decider starts afresh on every slide
