@@ -222,6 +222,43 @@ def test_built_window_by_window_from_a_zarr_source(
         np.testing.assert_array_equal(group[str(k)][:], expected)
 
 
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize(("chunk", "tile_levels"), [(64, 1), (32, 2)])
+def test_levels_built_from_level_0_tiles_in_memory_equal_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, labels: np.ndarray,
+    reference_pyramid: list[np.ndarray], version: str, chunk: int, tile_levels: int,
+) -> None:  # fmt: skip
+    # Tiles of 128² px: levels 1 … tile_levels are downsampled from each tile in memory
+    # (partial tiles at the right and bottom edges, odd sizes), the rest from the level
+    # above; every chunk is stored by razn's own writer and read back through zarr.
+    monkeypatch.setattr(oz, "WINDOW_PIXELS", 128 * 128)
+    assert oz._tile_side(chunk) == chunk << tile_levels
+    noisy = labels.copy()
+    noisy[:130, :130] = 0  # a tile and more of fill: chunks left unstored
+    expected = [noisy]
+    while len(expected) < len(reference_pyramid):
+        expected.append(reference_mode(expected[-1]))
+    path = write_label_image(
+        tmp_path / "t.ome.zarr", noisy, 1.0, MPP, NAMES, version=version, chunk=chunk
+    )
+    group = zarr.open_group(str(path), mode="r")
+    assert len(list(group.array_keys())) == len(expected)
+    for k, level in enumerate(expected):
+        np.testing.assert_array_equal(group[str(k)][:], level, err_msg=f"level {k}")
+    glass_chunks = (128 // chunk) ** 2  # the chunks inside rows and columns 0-129
+    assert group["0"].nchunks_initialized == group["0"].nchunks - glass_chunks
+    _, node = read_node(path)
+    np.testing.assert_array_equal(np.asarray(node.data[0]), noisy)
+
+
+def test_mode_downsample_matches_the_reference_on_mixed_blocks() -> None:
+    rng = np.random.default_rng(3)
+    for shape in [(2, 2), (7, 5), (64, 63)]:
+        block = rng.integers(0, 4, shape).astype(np.uint8)
+        block[: shape[0] // 2] = 2  # uniform blocks beside mixed ones
+        assert mode_downsample(block).tolist() == reference_mode(block).tolist(), shape
+
+
 def test_labels_must_be_uint8_compatible(tmp_path: Path) -> None:
     wide = np.full((10, 10), 300, np.int32)
     with pytest.raises(RaznError, match="0-255"):
