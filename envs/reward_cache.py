@@ -208,8 +208,13 @@ def root_tables(
         n = geometry.rate**level
         downsample = geometry.downsamples[level]
         size = geometry.patch_size * n
-        patches = split_patches(read_at_downsample(slide, location, downsample, (size, size)), n)
-        probs = predict_probs(segmenter, patches)
+        margin = config.levels.margin(level)
+        patches, inputs = _level_patches(
+            slide, location, downsample, n, geometry.patch_size, margin
+        )
+        probs = predict_probs(segmenter, inputs)
+        if margin:  # keep the centre, as the engine does
+            probs = probs[:, :, margin:-margin, margin:-margin]
         on_tissue = split_patches(tissue.sample(location, downsample, (size, size)), n)
         prediction = tissue_labels(probs, on_tissue)
         predicted = resample_labels(merge_patches(prediction, n), downsample / eval_ds)
@@ -274,6 +279,34 @@ def read_views(
     downsample = view_downsample(geometry, level, size)
     region = read_at_downsample(slide, location, downsample, (n * size, n * size))
     return channels_first(split_patches(region, n))
+
+
+def _level_patches(
+    slide: Slide,
+    location: tuple[int, int],
+    downsample: float,
+    n: int,
+    patch_size: int,
+    margin: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n²`` patches of one root's level read in one region (row by row), and what
+    f_i is given: the same patches, or with a ``margin`` each ``P + 2·margin`` a side,
+    overlapping their neighbours by the margins (the engine's reads, pixel for pixel)."""
+    size = patch_size * n
+    if not margin:
+        patches = split_patches(read_at_downsample(slide, location, downsample, (size, size)), n)
+        return patches, patches
+    shift = round(margin * downsample)  # level-0 px of context before the region
+    side = size + 2 * margin
+    region = read_at_downsample(
+        slide, (location[0] - shift, location[1] - shift), downsample, (side, side)
+    )
+    inputs = np.stack([
+        region[i * patch_size : i * patch_size + patch_size + 2 * margin,
+               j * patch_size : j * patch_size + patch_size + 2 * margin]
+        for i in range(n) for j in range(n)
+    ])  # fmt: skip
+    return inputs[:, margin:-margin, margin:-margin], inputs
 
 
 def split_patches(region: np.ndarray, n: int) -> np.ndarray:

@@ -139,6 +139,20 @@ class ZoomGeometry:
         return (x, y, min(x + extent, dimensions[0]), min(y + extent, dimensions[1]))
 
 
+def check_margin(margin: int, patch_size: int, encoder_depth: int, name: str) -> None:
+    """Refuse a context margin (px on every side of a patch) that the networks cannot take:
+    an encoder of ``depth`` stages halves its input that many times, so ``P + 2·margin``
+    must stay a multiple of what ``P`` is a multiple of (up to ``2^depth``). ``name``: the
+    setting, for the message."""
+    stride = math.gcd(patch_size, 2**encoder_depth)
+    if margin < 0 or (2 * margin) % stride:
+        raise ConfigError(
+            f"{name} {margin} px: the networks need inputs a multiple of {stride} px, and "
+            f"{patch_size} + 2 × {margin} = {patch_size + 2 * margin} is not; use a "
+            f"non-negative multiple of {max(stride // 2, 1)}"
+        )
+
+
 def zoom_geometry(downsamples: Sequence[float], patch_size: int) -> ZoomGeometry:
     """Build and validate a :class:`ZoomGeometry`."""
     return ZoomGeometry(tuple(float(d) for d in downsamples), int(patch_size))

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from razn.config import check_range, load_config
 from razn.errors import ConfigError
-from razn.geometry import ZoomGeometry
+from razn.geometry import ZoomGeometry, check_margin
 from razn.models.factory import SegmenterConfig
 from razn.observation import ObservationConfig
 from razn.rewards import RewardConfig
@@ -29,9 +29,23 @@ class LevelsConfig:
     """Working downsamples relative to level 0, coarsest first, one integer rate apart."""
     patch_size: int = 256
     """Patch side in pixels at every working level."""
+    context: tuple[int, ...] = ()
+    """Context margin in px per working level, coarsest first (empty: none anywhere). f_i
+    is trained and run on patches read with this much more of the slide on every side,
+    and only their centre ``P × P`` is scored and kept, so a fine level sees e.g. a duct's
+    rim beyond its patch. It costs ``((P + 2·c) / P)²`` of f_i's time."""
 
     def __post_init__(self) -> None:
-        self.geometry()  # validates
+        geometry = self.geometry()  # validates
+        if self.context and len(self.context) != geometry.num_levels:
+            raise ConfigError(
+                f"levels.context has {len(self.context)} margins for {geometry.num_levels} "
+                "working levels; give one per level (or none)"
+            )
+
+    def margin(self, level: int) -> int:
+        """The context margin of working level ``level`` (px on every side)."""
+        return int(self.context[level]) if self.context else 0
 
     def geometry(self) -> ZoomGeometry:
         return ZoomGeometry(self.downsamples, self.patch_size)
@@ -115,6 +129,11 @@ class RunConfig:
                 f"policy.refine_levels needs patches that split into {rate} × {rate} quadrants; "
                 f"levels.patch_size {self.levels.patch_size} does not"
             )
+        for level, margin in enumerate(self.levels.context):
+            check_margin(
+                margin, self.levels.patch_size, self.model.encoder_depth,
+                f"levels.context[{level}]",
+            )  # fmt: skip
         finest = self.levels.downsamples[-1]
         eval_ds = self.evaluation.downsample
         if eval_ds is not None and not any(

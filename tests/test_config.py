@@ -109,3 +109,16 @@ def test_errors_name_the_set_that_caused_them_and_otherwise_the_file(tmp_path):
     with pytest.raises(ConfigError, match=r"bad\.yaml: seed must be int") as raised:
         load_config(RunConfig, bad, ["policy.seed=3"])
     assert "--set" not in str(raised.value)
+
+
+def test_levels_context_needs_one_margin_per_level_that_the_networks_can_take():
+    from razn.errors import ConfigError
+    from razn.run_config import RunConfig
+
+    config = load_config(RunConfig, None, ["levels.context=[0, 0, 32, 64]"])
+    assert [config.levels.margin(level) for level in range(4)] == [0, 0, 32, 64]
+    assert load_config(RunConfig, None, []).levels.margin(3) == 0  # none by default
+    with pytest.raises(ConfigError, match=r"levels\.context has 2 margins for 4 working levels"):
+        load_config(RunConfig, None, ["levels.context=[0, 64]"])
+    with pytest.raises(ConfigError, match=r"levels\.context\[3\] 20 px: .* 256 \+ 2 × 20 = 296"):
+        load_config(RunConfig, None, ["levels.context=[0, 0, 0, 20]"])

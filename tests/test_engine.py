@@ -251,7 +251,52 @@ def test_an_overlap_the_network_cannot_take_is_a_one_line_error():
     from razn.errors import ConfigError
 
     models = [ColourSegmenter() for _ in range(3)]
-    with pytest.raises(ConfigError, match=r"16 \+ 2 × 4 = 24 is not; use a multiple of 8"):
+    with pytest.raises(
+        ConfigError, match=r"16 \+ 2 × 4 = 24 is not; use a non-negative multiple of 8"
+    ):
         ZoomEngine(models, FixedLevel(2), config_for(), EngineConfig(overlap=4))
     with pytest.raises(ConfigError, match=r"engine\.overlap"):
         EngineConfig(overlap=-1)
+
+
+class ShapeRecorder(nn.Module):
+    """A BoxSegmenter that records the side of every input it is given."""
+
+    num_classes = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))
+        self.sides: set[int] = set()
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        self.sides.add(int(patches.shape[-1]))
+        return BoxSegmenter()(patches)
+
+
+def test_a_level_trained_with_context_is_run_with_it(tmp_path):
+    # levels.context gives each level its own margin (the finest 8 px here): the finest
+    # level is segmented on 32-px inputs and keeps their centres, so its labels are the
+    # whole image's, as with an engine overlap of 8 at every level.
+    image = blob_image(203, 150)
+    image[::7, :, 0] = 0
+    slide = ArraySlide([image])
+    config = load_config(
+        RunConfig, None,
+        ["levels.downsamples=[4, 2, 1]", "levels.patch_size=16", "observation.size=36",
+         "levels.context=[0, 0, 8]"],
+    )  # fmt: skip
+    assert [config.levels.margin(level) for level in range(3)] == [0, 0, 8]
+    models = [ShapeRecorder() for _ in range(3)]
+    cip = FixedLevel(2, name="cip")
+    engine = ZoomEngine(models, cip, config)
+    assert engine.margins == (0, 0, 8) and engine.input_size(2) == 32
+    labels, result = run(engine, slide, tmp_path, "context")
+    assert models[2].sides == {32} and result.patches == [0, 0, 130]
+    everywhere = ZoomEngine(
+        [BoxSegmenter() for _ in range(3)], cip, config_for(), EngineConfig(overlap=8)
+    )
+    expected, _ = run(everywhere, slide, tmp_path, "overlap")
+    np.testing.assert_array_equal(labels, expected)
+    # an engine overlap larger than a level's context wins there
+    assert ZoomEngine(models, cip, config, EngineConfig(overlap=16)).margins == (16, 16, 16)

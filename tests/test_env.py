@@ -173,8 +173,19 @@ def test_env_rewards_on_hand_built_cache(inputs, parent, children, expected):
     assert zoom_reward == pytest.approx(expected) and break_reward == 0.0
 
 
-@pytest.mark.parametrize("patch", [32, 64])  # smaller than the 36-px view, and larger
-def test_policies_are_trained_on_exactly_what_the_engine_shows_them(tmp_path, patch):
+@pytest.mark.parametrize(
+    ("patch", "observes", "context"),
+    [
+        (32, "image", None),  # patches smaller than the 36-px view
+        (64, "image", None),  # and larger
+        # f_i's output with context margins (levels.context): the cache reads each patch
+        # with its margin and keeps the centre, as the engine does
+        (32, "segmentation", "[4, 8, 0]"),
+    ],
+)
+def test_policies_are_trained_on_exactly_what_the_engine_shows_them(
+    tmp_path, patch, observes, context
+):
     from razn.engine import ZoomEngine
     from razn.observation import policy_view
     from razn.slide import open_slide
@@ -189,7 +200,10 @@ def test_policies_are_trained_on_exactly_what_the_engine_shows_them(tmp_path, pa
     import zarr
 
     zarr.save_array(str(tmp_path / "mask.zarr"), np.zeros((200, 300), np.uint8))
-    config = tiny_config(**{"levels.patch_size": patch})
+    overrides: dict[str, object] = {"levels.patch_size": patch}
+    if context is not None:
+        overrides["levels.context"] = context
+    config = tiny_config(**overrides)
     models = [create_segmenter(TINY_MODEL, 2).eval() for _ in range(3)]
     paths = [
         save_segmenter(m, TINY_MODEL, tmp_path / f"f{i}.safetensors") for i, m in enumerate(models)
@@ -202,13 +216,14 @@ def test_policies_are_trained_on_exactly_what_the_engine_shows_them(tmp_path, pa
     seen = {}
 
     class Recorder:
-        name, observes = "recorder", "image"
+        name = "recorder"
 
         def decide(self, level, nodes, observations):
             for i, node in enumerate(nodes):
                 seen[node] = {k: v[i] for k, v in observations.items()}
             return np.ones(len(nodes), bool), np.ones(len(nodes), np.float32)
 
+    Recorder.observes = observes
     with open_slide(slide_path) as slide:
         engine = ZoomEngine(models, Recorder(), config)
         engine.segment(slide, tmp_path / "labels.zarr", tissue=detect_tissue(slide, config.tissue))
@@ -221,10 +236,16 @@ def test_policies_are_trained_on_exactly_what_the_engine_shows_them(tmp_path, pa
                 key: values[k, node.row % n, node.col % n]
                 for key, values in tables[node.level].observations.items()
             },
-            "image",
+            observes,
         )
+        assert observed.keys() == cached.keys()
         np.testing.assert_array_equal(observed["image"], cached["image"])
-        np.testing.assert_allclose(observed["stats"], cached["stats"], atol=1e-6)
+        np.testing.assert_allclose(observed["stats"], cached["stats"], atol=1e-5)
+        if "seg" in cached:  # f_i's output quantised to uint8: the engine's batches and the
+            # cache's differ in size, so float sums differ in the last bits and a value on a
+            # rounding edge may land one step away (seen about once in ten random networks)
+            seg_o, seg_c = observed["seg"].astype(int), cached["seg"].astype(int)
+            assert np.abs(seg_o - seg_c).max() <= 1
 
 
 def test_the_env_serves_only_nodes_holding_tissue():

@@ -177,3 +177,20 @@ def test_labels_outside_the_classes_are_refused(tmp_path):
     entry = write_dataset(tmp_path, block_labels())
     with pytest.raises(MaskError, match=r"class values 2 outside 0..1"):
         index_slides([entry], TissueConfig(), num_classes=2)
+
+
+def test_a_context_margin_grows_the_patch_around_the_same_centre_and_ignores_its_frame(entry):
+    # levels.context: the image is read 2·margin px larger around the same centre, and the
+    # labels outside the centre are ignore (255), so training scores the centre only.
+    records = index_slides([entry], TissueConfig(), num_classes=3)
+    images, labels = validation_set(records, 2.0, 32, 6, key=(0, 1))
+    wide_images, wide_labels = validation_set(records, 2.0, 32, 6, key=(0, 1), margin=8)
+    assert wide_images.shape == (6, 48, 48, 3) and wide_labels.shape == (6, 48, 48)
+    np.testing.assert_array_equal(wide_images[:, 8:40, 8:40], images)
+    np.testing.assert_array_equal(wide_labels[:, 8:40, 8:40], labels)
+    frame = np.ones((48, 48), bool)
+    frame[8:40, 8:40] = False
+    assert (wide_labels[:, frame] == 255).all()
+    for image, label in zip(wide_images, wide_labels, strict=True):  # the frame is real slide
+        np.testing.assert_array_equal(decode(image)[8:40, 8:40], label[8:40, 8:40])
+    assert (decode(wide_images[0])[frame] != 255).any()

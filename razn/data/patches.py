@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from razn.data.augment import augment_pair
 from razn.data.manifest import ManifestEntry
-from razn.data.masks import LabelMask, open_mask
+from razn.data.masks import IGNORE, LabelMask, open_mask
 from razn.errors import MaskError, RaznError
 from razn.slide import Slide, open_slide, read_at_downsample
 from razn.slide.tissue import TissueConfig, detect_tissue
@@ -216,6 +216,10 @@ class PatchSpec:
     balance: float = 0.5
     augment: bool = True
     colour_jitter: float = 0.08
+    margin: int = 0
+    """Context px on every side: the patch is read ``size + 2·margin`` a side around the same
+    centre, and its labels outside the centre ``size × size`` are ignore (255), so the loss
+    and Dice count the centre only (``levels.context``)."""
 
 
 def draw_patch(
@@ -223,11 +227,21 @@ def draw_patch(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One (image, labels) patch: a centre from ``sampler``, read and (maybe) augmented."""
     index, centre = sampler.draw(rng)
-    location = patch_location(centre, spec.downsample, spec.size)
-    image, labels = reader.read(index, location, spec.downsample, spec.size)
+    side = spec.size + 2 * spec.margin
+    location = patch_location(centre, spec.downsample, side)
+    image, labels = reader.read(index, location, spec.downsample, side)
+    if spec.margin:
+        labels = ignore_margin(labels, spec.margin)
     if spec.augment:
         image, labels = augment_pair(image, labels, rng, spec.colour_jitter)
     return image, labels
+
+
+def ignore_margin(labels: np.ndarray, margin: int) -> np.ndarray:
+    """``labels`` (``[y, x]``) with a ``margin``-px frame set to ignore (255)."""
+    out = np.full_like(labels, IGNORE)
+    out[margin:-margin, margin:-margin] = labels[margin:-margin, margin:-margin]
+    return out
 
 
 class PatchBatches(IterableDataset):
@@ -292,17 +306,23 @@ def make_loader(dataset: PatchBatches, num_workers: int) -> DataLoader:
 
 
 def validation_set(
-    records: Sequence[SlideRecord], downsample: float, size: int, count: int, key: Sequence[int]
+    records: Sequence[SlideRecord],
+    downsample: float,
+    size: int,
+    count: int,
+    key: Sequence[int],
+    margin: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A fixed validation set: ``count`` patches centred on uniformly drawn tissue pixels.
 
     No class balancing and no augmentation, so Dice on it estimates Dice on the
-    slides' tissue. Deterministic for a given ``key``.
+    slides' tissue. Deterministic for a given ``key``. With a ``margin``, images and labels
+    are ``P + 2·margin`` a side and the labels' frame is ignore (:class:`PatchSpec`).
 
     Returns:
-        images ``(N, P, P, 3)`` uint8 and labels ``(N, P, P)`` uint8.
+        images ``(N, S, S, 3)`` uint8 and labels ``(N, S, S)`` uint8, ``S = P + 2·margin``.
     """
-    spec = PatchSpec(downsample, size, balance=0.0, augment=False)
+    spec = PatchSpec(downsample, size, balance=0.0, augment=False, margin=margin)
     sampler, reader = CentreSampler(records, 0.0), PatchReader(records)
     rng = np.random.default_rng(tuple(int(k) for k in key))
     try:

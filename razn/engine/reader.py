@@ -31,9 +31,9 @@ class PatchReader:
     of a patch's decoding at 256 → 64 px, and only the patches the policy breaks are then
     read whole.
 
-    With a ``margin``, :meth:`batches` reads each patch with that many px of context on
-    every side (``P + 2·margin`` a side, the slide's outside white) for overlap-tile
-    segmentation; the views never carry one."""
+    With ``margins`` (px per working level), :meth:`batches` reads each patch with that
+    many px of context on every side (``P + 2·margin`` a side, the slide's outside white)
+    for overlap-tile segmentation; the views never carry one."""
 
     def __init__(
         self,
@@ -44,10 +44,10 @@ class PatchReader:
         prefetch: int = 2,
         pinned: bool = False,
         view_size: int | None = None,
-        margin: int = 0,
+        margins: Sequence[int] = (),
     ):
         self.slide = slide
-        self.margin = margin
+        self.margins = tuple(margins) or (0,) * geometry.num_levels
         self.geometry = geometry
         self.plans = plans
         self.view_size = view_size
@@ -70,10 +70,9 @@ class PatchReader:
     def batches(
         self, batches: Sequence[Sequence[Node]]
     ) -> Iterator[tuple[Sequence[Node], np.ndarray]]:
-        """Yield ``(nodes, patches (N, P + 2·margin, P + 2·margin, 3) uint8)`` for each batch,
-        in order."""
-        size = self.geometry.patch_size + 2 * self.margin
-        return self._ahead(batches, self.plans, size, self.pinned, self.margin)
+        """Yield ``(nodes, patches (N, P + 2·margin, P + 2·margin, 3) uint8)`` for each batch
+        (of one level, whose margin it is), in order."""
+        return self._ahead(batches, self.plans, self.geometry.patch_size, self.pinned, self.margins)
 
     def views(
         self, batches: Sequence[Sequence[Node]]
@@ -96,12 +95,17 @@ class PatchReader:
         plans: Sequence[LevelPlan],
         size: int,
         pinned: bool,
-        margin: int = 0,
+        margins: Sequence[int] = (),
     ) -> Iterator[tuple[Sequence[Node], np.ndarray]]:
+        """Read ``batches`` ahead; a batch of level i is read with ``margins[i]`` px of
+        context (none without ``margins``)."""
         pending: deque[tuple[Sequence[Node], Future[np.ndarray]]] = deque()
         upcoming = iter(batches)
         for nodes in upcoming:
-            future = self._pool.submit(self._read_batch, nodes, plans, size, pinned, margin)
+            margin = margins[nodes[0].level] if margins and len(nodes) else 0
+            future = self._pool.submit(
+                self._read_batch, nodes, plans, size + 2 * margin, pinned, margin
+            )
             pending.append((nodes, future))
             if len(pending) > self.prefetch:
                 yield self._collect(pending.popleft())

@@ -83,10 +83,14 @@ class EngineSpec:
         predictors = None
         check_backend(self.backend, device)
         if self.backend == "openvino":
-            patch_size = run.config.levels.patch_size + 2 * self.overlap  # what f_i is given
+            levels = run.config.levels
+            sides = [  # what f_i is given: the patch and its context margins
+                levels.patch_size + 2 * max(levels.margin(level), self.overlap)
+                for level in range(len(segmenters))
+            ]
             predictors = [
                 openvino_predictor(
-                    model, run.segmenter_path(level), patch_size, self.batch_size, self.precision
+                    model, run.segmenter_path(level), sides[level], self.batch_size, self.precision
                 )
                 for level, model in enumerate(segmenters)
             ]

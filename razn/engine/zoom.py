@@ -18,7 +18,6 @@ lattice (:mod:`razn.geometry`) and a node is either written or replaced by its c
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from array import array
@@ -34,7 +33,7 @@ from razn.engine.progress import NoProgress, SlideProgress
 from razn.engine.reader import PatchReader
 from razn.engine.stitch import LabelWriter
 from razn.errors import ConfigError, InferenceError
-from razn.geometry import Node
+from razn.geometry import Node, check_margin
 from razn.models import Segmenter, tissue_labels
 from razn.models.backends import Predictor, torch_predictor
 from razn.models.device import PRECISIONS, autocast_dtype
@@ -75,7 +74,8 @@ class EngineConfig:
     overlap: int = 0
     """Overlap-tile margin (px at the patch's level): each patch is read with this much
     context on every side, segmented at ``(P + 2·overlap)²`` and only its centre ``P²`` kept,
-    so no pixel is labelled from a cut-off view. 0: patches are segmented as they are."""
+    so no pixel is labelled from a cut-off view. A level whose network was trained with
+    more context (``levels.context``) gets that instead (:attr:`ZoomEngine.margins`)."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -86,19 +86,6 @@ class EngineConfig:
         check_range("engine.read_workers", self.read_workers, low=1)
         check_range("engine.prefetch_batches", self.prefetch_batches, low=1)
         check_range("engine.overlap", self.overlap, low=0)
-
-
-def check_overlap(overlap: int, patch_size: int, encoder_depth: int) -> None:
-    """Refuse an overlap margin that the networks cannot take: an encoder of ``depth``
-    stages halves its input that many times, so the input must stay a multiple of what
-    the patch is a multiple of (up to ``2^depth``)."""
-    stride = math.gcd(patch_size, 2**encoder_depth)
-    if overlap and (2 * overlap) % stride:
-        raise ConfigError(
-            f"engine overlap {overlap} px: the networks need inputs a multiple of {stride} px, "
-            f"and {patch_size} + 2 × {overlap} = {patch_size + 2 * overlap} is not; use a "
-            f"multiple of {max(stride // 2, 1)}"
-        )
 
 
 DecisionRow = tuple[int, int, int, int, int, str, float]
@@ -188,16 +175,24 @@ class ZoomEngine:
         if len(predictors) != self.geometry.num_levels:
             raise ValueError(f"need {self.geometry.num_levels} predictors, got {len(predictors)}")
         self.predictors = list(predictors)
-        check_overlap(self.settings.overlap, self.geometry.patch_size, config.model.encoder_depth)
+        check_margin(
+            self.settings.overlap, self.geometry.patch_size, config.model.encoder_depth,
+            "engine overlap",
+        )  # fmt: skip
+        self.margins = tuple(
+            max(config.levels.margin(level), self.settings.overlap)
+            for level in range(self.geometry.num_levels)
+        )
+        """Context px on every side of each level's patches: the run's ``levels.context``
+        (what f_i was trained with), or the engine's ``overlap`` where that is larger."""
         # The decider keeps per-slide state (its batches, a seeded RNG): threads sharing
         # one engine (a Dask worker's) segment one slide at a time. Two at once mixed their
         # policy batches ("cannot reshape array of size 9 into shape (8, -1)").
         self._one_slide_at_a_time = threading.Lock()
 
-    @property
-    def input_size(self) -> int:
-        """Side of what the networks segment: the patch and its overlap margins (px)."""
-        return self.geometry.patch_size + 2 * self.settings.overlap
+    def input_size(self, level: int) -> int:
+        """Side of what f_``level`` segments: the patch and its context margins (px)."""
+        return self.geometry.patch_size + 2 * self.margins[level]
 
     @property
     def output_downsample(self) -> float:
@@ -269,7 +264,7 @@ class _SlideRun:
             cfg.prefetch_batches,
             pinned,
             view_size=engine.config.observation.size,
-            margin=cfg.overlap,
+            margins=engine.margins,
         )
         self.writer = LabelWriter(
             labels_path, self.geometry, slide.dimensions, engine.output_downsample
@@ -372,12 +367,8 @@ class _SlideRun:
         if level not in self.refine_levels or not len(batch):
             return []
         start = time.perf_counter()
-        margin, size, rate = (
-            self.engine.settings.overlap,
-            self.geometry.patch_size,
-            self.geometry.rate,
-        )
-        centre = patches[:, margin : margin + size, margin : margin + size] if margin else patches
+        rate = self.geometry.rate
+        centre = self._centre(level, patches)
         children = [child for node in batch for child in self.geometry.children(node)]
         share = quadrant_shares(on_tissue, rate)
         asked = np.flatnonzero(share > 0)
@@ -406,7 +397,7 @@ class _SlideRun:
             probs = self._segment(level, batch, patches)
             start = time.perf_counter()
             observations = make_observations(
-                patches,
+                self._centre(level, patches),  # what the reward caches observe
                 probs,
                 on_tissue.mean(axis=(1, 2)),
                 self.engine.config.observation,
@@ -502,6 +493,11 @@ class _SlideRun:
         mean of :meth:`_tissue_under`, the reward cache's rule)."""
         return self._tissue_under(level, batch).mean(axis=(1, 2))
 
+    def _centre(self, level: int, patches: np.ndarray) -> np.ndarray:
+        """The ``P × P`` patches inside ``patches`` read with level ``level``'s margin."""
+        margin, size = self.engine.margins[level], self.geometry.patch_size
+        return patches[:, margin : margin + size, margin : margin + size] if margin else patches
+
     def _tissue_under(self, level: int, batch: Sequence[Node]) -> np.ndarray:
         """The tissue under each patch of ``batch``, ``(N, P, P)`` bool."""
         size = self.geometry.patch_size
@@ -514,7 +510,7 @@ class _SlideRun:
         """f_i's class probabilities for the patches of ``batch``, ``(N, K, P, P)``."""
         start = time.perf_counter()
         probs = self.engine.predictors[level](patches)
-        margin = self.engine.settings.overlap
+        margin = self.engine.margins[level]
         if margin:  # keep the centre: every kept pixel had context on all sides
             size = self.geometry.patch_size
             probs = probs[:, :, margin : margin + size, margin : margin + size]

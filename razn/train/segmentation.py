@@ -112,7 +112,7 @@ def train_level(
     stop = train.steps if stop_at is None else min(stop_at, train.steps)
     val = validation_set(
         records.val, config.levels.downsamples[level], config.levels.patch_size,
-        train.val_patches, (config.seed, level, 1),
+        train.val_patches, (config.seed, level, 1), config.levels.margin(level),
     )  # fmt: skip
     batches = level_batches(run, level, records.train)
     bar = tqdm(total=train.steps, initial=state.step, desc=_label(run, level), disable=not progress)
@@ -151,6 +151,7 @@ def level_batches(run: RunDirectory, level: int, records: Sequence[SlideRecord])
         balance=train.balance,
         augment=train.augment,
         colour_jitter=train.colour_jitter,
+        margin=config.levels.margin(level),
     )
     return PatchBatches(records, spec, train.batch_size, (config.seed, level, 0))
 
