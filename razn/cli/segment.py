@@ -101,7 +101,8 @@ if TYPE_CHECKING:
     show_default=True,
     help="Overlap-tile margin in px: each patch is segmented with this much context on "
     "every side and only its centre kept (no seams at patch borders; costs "
-    "((P + 2·overlap) / P)² of the network time). A multiple of 16 for 256-px patches.",
+    "((P + 2·overlap) / P)² of the network time). A multiple of 16 for 256-px patches. "
+    "A level trained with more context (the run's levels.context) keeps its own.",
 )
 @click.option(
     "--threads",
