@@ -116,7 +116,10 @@ def test_overlap_tiles_are_a_setting_of_segment(tiny_run, tmp_path):
     assert read_batch_table(tmp_path / "o" / "batch.csv")[0]["status"] == "done"
     # a margin the network cannot take (depth-3 encoder: inputs a multiple of 8)
     bad = segment(tiny_run, tmp_path / "bad", slide, "--overlap", "3", mode="cip")
-    assert bad.exit_code != 0 and "64 + 2 × 3 = 70 is not; use a non-negative multiple of 4" in bad.output
+    assert (
+        bad.exit_code != 0
+        and "64 + 2 × 3 = 70 is not; use a non-negative multiple of 4" in bad.output
+    )
 
 
 def test_same_names_in_different_folders_and_unusual_names(tiny_run, tmp_path):
