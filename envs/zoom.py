@@ -14,6 +14,8 @@ from envs.reward_cache import LevelTable, read_tables
 from razn.observation import TISSUE_STAT, ObservationConfig, observation_space, policy_view
 from razn.rewards import DecideFirst, Refinement, RewardConfig, refine_rewards, zoom_gain
 
+SAMPLINGS = ("uniform", "balanced", "stratified")
+"""How the environment draws its patches (see :class:`ZoomEnv`'s *Starting State*)."""
 KINDS = ("zoom", "refine")
 """What the environment's policy decides: g_i's zoom or break of a patch, or h_i's refine
 or keep of a quadrant of a patch g_i broke."""
@@ -62,8 +64,13 @@ class ZoomEnv(gym.Env):
 
     ## Starting State
     A patch drawn from the cached patches of the level that hold tissue, the only ones the
-    engine asks about (uniformly, or half from patches where zooming pays and half from the
-    rest with ``sampling="balanced"``).
+    engine asks about: uniformly (``sampling="uniform"``), or half from patches where zooming
+    pays and half from the rest (``"balanced"``; a policy then learns the shape of the few
+    paying patches from as many samples as the rest, but its optimum moves towards zooming),
+    or drawn as ``"balanced"`` with each reward weighted by ``2 × its pool's share of the
+    patches`` (``"stratified"``: every policy's expected reward per step is the uniform
+    one, so the optimum is the uniform sampling's, reached with more samples of the rare
+    side).
 
     ## Episode End
     Decisions do not change later patches (a contextual bandit), so an episode is
@@ -102,7 +109,7 @@ class ZoomEnv(gym.Env):
         rate: int = 2,
         zoom: Mapping[int, np.ndarray] | None = None,
         episode_length: int = 64,
-        sampling: Literal["uniform", "balanced"] = "uniform",
+        sampling: Literal["uniform", "balanced", "stratified"] = "uniform",
         *,
         unit_area: float,
         inputs: str = "image",
@@ -166,6 +173,8 @@ class ZoomEnv(gym.Env):
         )
         self.action_space = spaces.Discrete(2)
         self._pools = _sampling_pools(self.rewards, sampling)
+        self._weights = _pool_weights(self._pools, len(self.rewards), sampling)
+        self._pool = 0
         self._index = 0
         self._step = 0
 
@@ -181,7 +190,7 @@ class ZoomEnv(gym.Env):
         if not self.action_space.contains(action):
             raise ValueError(f"action must be 0 (break) or 1 (zoom), got {action!r}")
         zoom_value = float(self.rewards[self._index])
-        reward = zoom_value if int(action) == 1 else 0.0
+        reward = zoom_value * self._weights[self._pool] if int(action) == 1 else 0.0
         info = {"node": self._index, "zoom_reward": zoom_value, "zoomed": int(action) == 1}
         self._step += 1
         terminated = self._step >= self.episode_length
@@ -194,7 +203,8 @@ class ZoomEnv(gym.Env):
         return len(self.rewards)
 
     def _draw(self) -> int:
-        pool = self._pools[int(self.np_random.integers(len(self._pools)))]
+        self._pool = int(self.np_random.integers(len(self._pools)))
+        pool = self._pools[self._pool]
         return int(pool[self.np_random.integers(len(pool))])
 
     def _observation(self) -> dict[str, np.ndarray]:
@@ -296,8 +306,16 @@ def _sampling_pools(rewards: np.ndarray, sampling: str) -> list[np.ndarray]:
     everything = np.arange(len(rewards))
     if sampling == "uniform":
         return [everything]
-    if sampling != "balanced":
-        raise ValueError(f"sampling must be 'uniform' or 'balanced', got {sampling!r}")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
     pays = everything[rewards > 0]
     rest = everything[rewards <= 0]
     return [pool for pool in (pays, rest) if len(pool)] or [everything]
+
+
+def _pool_weights(pools: Sequence[np.ndarray], total: int, sampling: str) -> list[float]:
+    """The reward weight of each pool: 1, or with ``stratified`` the pool's share of the
+    patches over its share of the draws, so a step's expected reward is the uniform one."""
+    if sampling != "stratified":
+        return [1.0] * len(pools)
+    return [len(pool) / total * len(pools) for pool in pools]

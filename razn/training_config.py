@@ -134,8 +134,10 @@ class PolicyTrainConfig:
     """PPO clipping."""
     episode_length: int = 64
     """Patches per episode (episodes only bound the logging; decisions are independent)."""
-    sampling: Literal["uniform", "balanced"] = "uniform"
-    """Patch sampling: all patches alike, or half from patches where zooming pays."""
+    sampling: Literal["uniform", "balanced", "stratified"] = "uniform"
+    """Patch sampling: all patches alike; half from patches where zooming pays
+    (``balanced``: the optimum shifts towards zooming); or drawn as ``balanced`` with the
+    rewards importance-weighted back to the uniform objective (``stratified``)."""
     splits: tuple[Literal["train", "val", "test"], ...] = ("train",)
     """Manifest splits whose slides fill the reward cache."""
     net: PolicyNetConfig = field(default_factory=PolicyNetConfig)

@@ -289,3 +289,53 @@ def test_the_env_serves_only_nodes_holding_tissue():
     everywhere = zoom_rewards(tables, 1, 2, {}, reward, 250.0)[0]
     assert env.rewards.tolist() == pytest.approx([everywhere[0, 0], everywhere[1, 1]])
     assert everywhere[0, 0] == pytest.approx(300 / 250 - 0.01 * 3)  # f_1 wrong, f_2 right
+
+
+def test_stratified_sampling_keeps_the_uniform_objective():
+    """``stratified`` draws half the steps from the one root of four where zooming pays and
+    weights each reward by its pool's share of the roots × 2 (0.5 and 1.5), so a policy's
+    expected reward per step is the uniform sampling's; ``balanced`` draws alike, unweighted."""
+    from envs.reward_cache import LevelTable
+    from razn.observation import ObservationConfig
+    from razn.rewards import RewardConfig
+
+    observations = {
+        "image": np.zeros((4, 1, 1, 3, 36, 36), np.uint8),
+        "seg": np.zeros((4, 1, 1, 2, 36, 36), np.uint8),
+        "stats": np.zeros((4, 1, 1, 7), np.float32),
+    }
+    root_errors = np.array([300.0, 40, 40, 40]).reshape(4, 1, 1)
+    child_errors = np.full((4, 2, 2), 10.0) * (np.arange(4) > 0)[:, None, None]
+    tables = [
+        LevelTable(root_errors, np.full((4, 1, 1), 1000.0), observations),
+        LevelTable(child_errors, np.full((4, 2, 2), 250.0), {}),
+    ]
+    pays, costs = 300 / 250 - 0.01 * 3, -0.01 * 3  # root 0; roots 1-3 (zooming fixes nothing)
+
+    def zoom_everywhere(sampling: str) -> list[tuple[int, float]]:
+        env = gym.make(
+            "razn/Zoom-v0",
+            cache=(tables, None),
+            level=0,
+            reward=RewardConfig(lam=0.01),
+            observation=ObservationConfig(size=36),
+            episode_length=4000,
+            sampling=sampling,
+            unit_area=250.0,
+        )
+        env.reset(seed=0)
+        steps = []
+        for _ in range(4000):
+            *_, reward, _, _, info = env.step(1)
+            steps.append((info["node"], reward))  # the step's info names the node it rewarded
+        return steps
+
+    for sampling, weights in (("stratified", (0.5, 1.5)), ("balanced", (1.0, 1.0))):
+        steps = zoom_everywhere(sampling)
+        assert {(n == 0, round(r, 9)) for n, r in steps} == {
+            (True, round(pays * weights[0], 9)),
+            (False, round(costs * weights[1], 9)),
+        }
+        assert np.mean([n == 0 for n, _ in steps]) == pytest.approx(0.5, abs=0.03)
+    stratified = np.mean([r for _, r in zoom_everywhere("stratified")])
+    assert stratified == pytest.approx((pays + 3 * costs) / 4, abs=0.03)  # uniform: 0.27
