@@ -14,6 +14,7 @@ from razn.slide.tissue import (
     otsu_threshold,
     thumbnail_downsample,
     tissue_from_rgb,
+    tissue_measure,
 )
 
 NO_SMOOTHING = TissueConfig(smoothing_um=0, closing_um=0, min_object_um2=0, max_hole_um2=0)
@@ -112,3 +113,17 @@ def test_sample_maps_pixel_centres_and_treats_outside_as_not_tissue() -> None:
     assert (tissue.sample((-10, -10), 10.0, (3, 3)) == expected).all()
     # Wholly outside.
     assert not tissue.sample((100, 100), 10.0, (2, 2)).any()
+
+
+def test_tissue_measures_are_the_per_pixel_definitions():
+    """Saturation is max − min of R, G, B; fluorescence the brightest channel; darkness
+    255 − the ITU-R 601 luma (integer weights /256); an alpha channel is ignored."""
+    rgba = np.random.default_rng(3).integers(0, 256, (17, 23, 4), dtype=np.uint8)
+    rgb = rgba[..., :3].astype(int)
+    np.testing.assert_array_equal(
+        tissue_measure(rgba, "saturation"), rgb.max(axis=2) - rgb.min(axis=2)
+    )
+    np.testing.assert_array_equal(tissue_measure(rgba, "fluorescence"), rgb.max(axis=2))
+    luma = (rgb @ np.array([77, 150, 29])) >> 8
+    np.testing.assert_array_equal(tissue_measure(rgba, "darkness"), 255 - luma)
+    assert tissue_measure(rgba, "saturation").dtype == np.uint8
