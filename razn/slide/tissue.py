@@ -166,19 +166,18 @@ def tissue_from_rgb(
 def tissue_measure(rgb: np.ndarray, method: TissueMethod) -> np.ndarray:
     """The per-pixel measure (uint8, high on tissue) that the threshold is applied to."""
     rgb = rgb[..., :3]
-    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    if method == "saturation":
-        # Element-wise over the three planes: 30× faster than reducing the short last axis.
-        spread = np.maximum(np.maximum(red, green), blue)
-        spread -= np.minimum(np.minimum(red, green), blue)
-        return spread.astype(np.uint8, copy=False)
     if method == "darkness":
         grey = (rgb.astype(np.uint16) @ np.array([77, 150, 29], np.uint16)) >> 8  # ITU-R 601 luma
         return (255 - grey).astype(np.uint8)
+    if method not in ("saturation", "fluorescence"):
+        raise ValueError(f"unknown tissue method {method!r}")
+    # Element-wise over the three planes: 30× faster than reducing the short last axis.
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    brightest = np.maximum(np.maximum(red, green), blue)
     if method == "fluorescence":
-        # One stained channel carries the signal (e.g. DAPI in blue).
-        return np.maximum(np.maximum(red, green), blue)
-    raise ValueError(f"unknown tissue method {method!r}")
+        return brightest  # one stained channel carries the signal (e.g. DAPI in blue)
+    brightest -= np.minimum(np.minimum(red, green), blue)  # saturation: max − min
+    return brightest.astype(np.uint8, copy=False)
 
 
 def log_scale(values: np.ndarray) -> np.ndarray:
