@@ -202,6 +202,11 @@ class ZoomEnv(gym.Env):
     def num_patches(self) -> int:
         return len(self.rewards)
 
+    def samples(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every patch the environment draws from: observations ``(N, …)`` and the reward of
+        zooming each ``(N,)`` (breaking earns 0), unweighted by the sampling."""
+        return self._observations, self.rewards
+
     def _draw(self) -> int:
         self._pool = int(self.np_random.integers(len(self._pools)))
         pool = self._pools[self._pool]

@@ -138,6 +138,11 @@ class PolicyTrainConfig:
     """Patch sampling: all patches alike; half from patches where zooming pays
     (``balanced``: the optimum shifts towards zooming); or drawn as ``balanced`` with the
     rewards importance-weighted back to the uniform objective (``stratified``)."""
+    warm_start_epochs: int = 0
+    """Passes of a full-information warm start before PPO (0: none): the policy is first
+    fitted to the cached rewards of both actions, ``Σ |r| · BCE(zoom margin, r > 0)``, so
+    PPO starts from a policy that already zooms where the observation says zooming pays
+    (:mod:`razn.train.warm_start`)."""
     splits: tuple[Literal["train", "val", "test"], ...] = ("train",)
     """Manifest splits whose slides fill the reward cache."""
     net: PolicyNetConfig = field(default_factory=PolicyNetConfig)
@@ -160,6 +165,7 @@ class PolicyTrainConfig:
         check_range("policy.ent_coef", self.ent_coef, low=0)
         check_range("policy.clip_range", self.clip_range, 0, 1)
         check_range("policy.episode_length", self.episode_length, low=1)
+        check_range("policy.warm_start_epochs", self.warm_start_epochs, low=0)
         check_range("policy.torch_threads", self.torch_threads, low=1)
         if self.seed is not None:
             check_range("policy.seed", self.seed, low=0)

@@ -18,6 +18,7 @@ PPO itself is not modified: the image encoder is a features extractor
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -52,6 +53,7 @@ from razn.train.policy_reports import (
 )
 from razn.train.reward_caches import build_reward_cache
 from razn.train.validation_cost import ensure_validation_cost, record_validation_cost
+from razn.train.warm_start import WarmStartReport, warm_start
 
 
 def train_level(
@@ -127,10 +129,22 @@ def train_level(
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.torch_threads)
     try:
+        if settings.warm_start_epochs:
+            env = vec.envs[0].unwrapped
+            observations, rewards = env.samples()  # type: ignore[attr-defined]
+            report = warm_start(
+                model.policy, observations, rewards, settings.warm_start_epochs, seed=seed
+            )
+            _write_warm_start(log_dir, report)
         model.learn(settings.timesteps, callback=[ZoomStatsCallback(), *callbacks])
     finally:
         torch.set_num_threads(threads)
     return model
+
+
+def _write_warm_start(log_dir: Path, report: WarmStartReport) -> None:
+    """Record the warm start's result beside PPO's log."""
+    (log_dir / "warm_start.json").write_text(json.dumps(report.__dict__, indent=2) + "\n")
 
 
 def policy_config(
