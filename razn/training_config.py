@@ -142,7 +142,7 @@ class PolicyTrainConfig:
     """Passes of a full-information warm start before PPO (0: none): the policy is first
     fitted to the cached rewards of both actions, ``Σ |r| · BCE(zoom margin, r > 0)``, so
     PPO starts from a policy that already zooms where the observation says zooming pays
-    (:mod:`razn.train.warm_start`)."""
+    (:mod:`razn.train.warm_start`; no gain on the four-class benchmark, so off)."""
     splits: tuple[Literal["train", "val", "test"], ...] = ("train",)
     """Manifest splits whose slides fill the reward cache."""
     net: PolicyNetConfig = field(default_factory=PolicyNetConfig)
