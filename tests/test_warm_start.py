@@ -9,24 +9,14 @@ import torch
 from razn.engine.deciders import zoom_probability
 from razn.observation import ObservationConfig, image_observations
 from razn.policy.config import PolicyNetConfig
-from razn.policy.features import policy_kwargs
+from razn.policy.store import build_policy
 from razn.train.warm_start import warm_start
 
 
 def _policy(observation: ObservationConfig):
-    from gymnasium import spaces
-    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
-
-    from razn.observation import observation_space
-
     torch.manual_seed(0)
     net = PolicyNetConfig(cnn_channels=(4,), stats_features=8, hidden=(16,))
-    return MultiInputActorCriticPolicy(
-        observation_space(observation, 2, "image"),
-        spaces.Discrete(2),
-        lr_schedule=lambda _: 0.0,
-        **policy_kwargs(net),
-    )
+    return build_policy(observation, 2, net, "image")
 
 
 def _bandit(count: int = 256) -> tuple[dict[str, np.ndarray], np.ndarray]:

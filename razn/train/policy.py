@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from razn.train.policy_reports import (
 )
 from razn.train.reward_caches import build_reward_cache
 from razn.train.validation_cost import ensure_validation_cost, record_validation_cost
-from razn.train.warm_start import WarmStartReport, warm_start
+from razn.train.warm_start import warm_start
 
 
 def train_level(
@@ -130,21 +130,20 @@ def train_level(
     torch.set_num_threads(settings.torch_threads)
     try:
         if settings.warm_start_epochs:
-            env = vec.envs[0].unwrapped
-            observations, rewards = env.samples()  # type: ignore[attr-defined]
-            report = warm_start(
-                model.policy, observations, rewards, settings.warm_start_epochs, seed=seed
-            )
-            _write_warm_start(log_dir, report)
+            _warm_start(model, settings.warm_start_epochs, seed, log_dir)
         model.learn(settings.timesteps, callback=[ZoomStatsCallback(), *callbacks])
     finally:
         torch.set_num_threads(threads)
     return model
 
 
-def _write_warm_start(log_dir: Path, report: WarmStartReport) -> None:
-    """Record the warm start's result beside PPO's log."""
-    (log_dir / "warm_start.json").write_text(json.dumps(report.__dict__, indent=2) + "\n")
+def _warm_start(model: PPO, epochs: int, seed: int, log_dir: Path) -> None:
+    """Fit ``model``'s policy to every patch of its (first) environment before PPO
+    (:mod:`razn.train.warm_start`) and record the fit beside PPO's log."""
+    env = model.get_env().envs[0].unwrapped  # type: ignore[union-attr, attr-defined]
+    observations, rewards = env.samples()
+    report = warm_start(model.policy, observations, rewards, epochs, seed=seed)
+    (log_dir / "warm_start.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
 
 
 def policy_config(
