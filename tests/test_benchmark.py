@@ -60,7 +60,13 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
     good = [
         c["lambda"] for c in selection["candidates"] if c["dice"] >= 0.98 * selection["cip_dice"]
     ]
-    assert lam == (max(good) if good else 0.004) and selection["split"] == "val"
+    # ... and, for the mean over both seeds, checked largest first until one holds
+    checks = selection["seed_checks"]
+    assert [c["lambda"] for c in checks] == sorted(good, reverse=True)[: len(checks)]
+    assert all(len(c["seed_dice"]) == 2 for c in checks)
+    assert all(c["met"] == (c["mean_dice"] >= 0.98 * selection["cip_dice"]) for c in checks)
+    held = [c["lambda"] for c in checks if c["met"]]
+    assert lam == (held[0] if held else 0.004) and selection["split"] == "val"
     assert sorted(c["lambda"] for c in selection["candidates"]) == [0.004, 0.01]
     assert json.loads((out / "benchmark.json").read_text())["default_lambda"] == lam
     expected = [
@@ -79,6 +85,19 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
         ("noisy", "cip", None, None),
     ]
     assert modes == sorted(expected, key=str)
+    # each seed's baselines matched twice: on the val slides and on the test slides' compute
+    for mode in ("uncertainty", "random"):
+        matched = sorted((r["matched_on"], r["seed"]) for r in rows if r["mode"] == mode)
+        assert matched == [("test", 0), ("test", 1), ("val", 0), ("val", 1)]
+    razn_patches = {
+        r["seed"]: sum(r["patches"]) for r in rows if r["mode"] == "razn" and r["lambda"] == lam
+    }
+    for r in rows:  # the cached trees count what the engine then segments
+        if r["mode"] == "uncertainty" and r["matched_on"] == "test":
+            budget = r["test_patches"]
+            assert budget["razn"] == razn_patches[r["seed"]]
+            assert sum(r["patches"]) == budget["uncertainty"]
+            assert budget["uncertainty"] <= budget["razn"] or not any(r["shares"])
     for row in rows:
         assert 0.0 <= row["dice"] <= 1.0 and row["slides"] == 1
         assert len(row["patches"]) == 3 and row["level0_pixels_read"] > 0
@@ -222,6 +241,16 @@ def test_targets_from_known_rows():
     assert "(the oracle meets it)" in targets[4].figure  # 0.995 x cip in 0.20 x: no fallback
     assert not targets[5].met and "110 / 80 = 1.38" in targets[5].figure  # Dice gap 0.005 ok
     assert targets[6].met  # 0.96 >= 0.945 and 0.96 - 0.905 > 2 sd
+    assert "matched on val: uncertainty 0.9450 ± 0.0071" in targets[6].figure
+    # matched on the test slides' compute too: judged there (uncertainty 0.97 > razn's 0.96)
+    on_test = [
+        {**r, "dice": 0.97, "matched_on": "test"} for r in rows if r["mode"] == "uncertainty"
+    ]
+    on_test += [{**r, "matched_on": "test"} for r in rows if r["mode"] == "random"]
+    six = {t.number: t for t in evaluate_targets(rows + on_test, 0.01)}[6]
+    assert not six.met and six.figure.startswith("razn 0.9600 ± 0.0141 (n=2); matched on test:")
+    assert "matched on test: uncertainty 0.9700 ± 0.0000" in six.figure
+    assert "matched on val: uncertainty 0.9450" in six.figure
     assert targets[7].met and "gap 0.1200" in targets[7].figure
     assert targets[8].met is None  # no noisy-label rows
     assert targets[9].met is None  # rows without per-class Dice

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from razn.benchmark.matching import (
+    budget_matched_thresholds,
     compute_matched_thresholds,
     expand,
     matched_probabilities,
@@ -101,3 +102,22 @@ def test_compute_matching_keeps_uncertainty_within_razns_patches():
     assert (half.patches, half.errors) == (13, 20.0)
     # Below the cheapest plan (ud: the root alone) the cheapest is returned.
     assert compute_matched_thresholds(entropy, errors, tissue, 0, 2).patches == 1
+
+
+def test_budget_matching_spends_the_patches_without_errors():
+    # The tree above: uncertainty's val-chosen shares [1, 0.25] scaled to a test budget.
+    entropy = [np.full((1, 1, 1), 0.9), np.array([[[0.8, 0.1], [0.2, 0.3]]])]
+    tissue = [np.ones((1, 1, 1), bool), np.ones((1, 2, 2), bool), np.ones((1, 4, 4), bool)]
+    nine = budget_matched_thresholds(entropy, tissue, [1.0, 0.25], 9, 2)
+    assert nine.patches == 9 and nine.shares == [1.0, 0.25] and np.isnan(nine.errors)
+    assert 0.3 <= nine.thresholds[1] < 0.8  # the most uncertain child zooms
+    # 13 patches: the two most uncertain children (0.8 and 0.3) zoom
+    thirteen = budget_matched_thresholds(entropy, tissue, [1.0, 0.25], 13, 2)
+    assert thirteen.patches == 13 and 0.2 <= thirteen.thresholds[1] < 0.3
+    # a budget above cip's (1 + 4 + 16) zooms everything; one below the root alone, nothing
+    assert budget_matched_thresholds(entropy, tissue, [1.0, 0.25], 100, 2).patches == 21
+    assert budget_matched_thresholds(entropy, tissue, [1.0, 0.25], 0, 2).patches == 1
+    # all-zero shares (ud on val) still spend a budget: the same share at every level
+    assert budget_matched_thresholds(entropy, tissue, [0.0, 0.0], 21, 2).patches == 21
+    with pytest.raises(ValueError, match="1 shares for 2 decision levels"):
+        budget_matched_thresholds(entropy, tissue, [1.0], 9, 2)

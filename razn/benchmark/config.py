@@ -56,12 +56,21 @@ class BenchmarkConfig:
     False: the run's ``reward.lam`` is the default λ (added to the sweep if missing)."""
     lambda_dice_ratio: float = 0.98
     """Share of cip's Dice the default λ must keep on the ``match_split`` slides."""
+    select_over_seeds: bool = True
+    """The default λ must keep ``lambda_dice_ratio`` × cip's Dice in the mean over ``seeds``
+    too, not only for the sweep's policies: candidates are checked largest first, the other
+    seeds' policies trained at each (the chosen λ's are the ones the benchmark reports)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Policy training seeds at the default λ; ``uncertainty`` and ``random`` are matched to each."""
     modes: tuple[str, ...] = BENCHMARK_MODES
     match_split: str = "val"
     """Split whose slides set the matched thresholds of ``uncertainty`` and ``random``
     (never the test split: nothing is tuned on the slides that are scored)."""
+    match_test_compute: bool = True
+    """Also match ``uncertainty`` and ``random`` to razn's patches on the test slides, from
+    their images alone (f_i's entropy and razn's decisions on the cached trees; never the
+    masks): val-matched settings need not spend razn's compute there. The matched target
+    is judged on these rows when they exist."""
     label_noise_um: float = 8.0
     """Mask-border jitter (µm) of a second run trained on noisy labels; 0 skips it."""
     evaluation_downsample: float = 2.0

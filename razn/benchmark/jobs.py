@@ -44,6 +44,8 @@ class Job:
             parts.append(f"lam{self.lam:g}")
         if self.seed is not None:
             parts.append(f"seed{self.seed}")
+        if self.params.get("matched_on") == "test":  # beside the val-matched job of its seed
+            parts.append("testcompute")
         return "_".join(parts)
 
 

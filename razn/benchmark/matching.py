@@ -20,6 +20,9 @@ holds tissue (``stats[..., TISSUE_STAT] > 0``).
   segment no more patches than razn did there — the strongest ``uncertainty`` of razn's
   cost, as ``docs/method.md`` asks ("a threshold set to match the learned policy's
   compute").
+* :func:`budget_matched_thresholds` — ``uncertainty`` at a given number of patches on
+  trees whose errors it must not see (the test slides): a set of per-level shares scaled
+  by one factor until the patches reach the budget.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ __all__ = [
     "ENTROPY_STAT",
     "TISSUE_STAT",
     "ComputeMatch",
+    "budget_matched_thresholds",
     "compute_matched_thresholds",
     "expand",
     "matched_probabilities",
@@ -186,6 +190,59 @@ def _better(candidate: ComputeMatch, best: ComputeMatch, budget: float) -> bool:
     if not fits:
         return candidate.patches < best.patches
     return (candidate.errors, candidate.patches) < (best.errors, best.patches)
+
+
+def budget_matched_thresholds(
+    entropy: Sequence[np.ndarray],
+    tissue: Sequence[np.ndarray],
+    shares: Sequence[float],
+    budget: float,
+    rate: int,
+    steps: int = 40,
+) -> ComputeMatch:
+    """Per-level entropy thresholds for ``uncertainty`` that segment as many patches as fit
+    in ``budget``, without any errors: the per-level ``shares`` (a direction, e.g. the ones
+    chosen with errors on other slides; all zero: the same share at every level) scaled by
+    the largest factor ``a`` whose patches fit, shares clipped to 1, found by bisection
+    (patches grow with ``a`` nearly monotonically — a finer level's share applies to the
+    nodes the coarser ones reached — so the bisection keeps the best fitting scale it met).
+
+    ``errors`` of the result is NaN: nothing here knows any. ``patches`` counts f_i on
+    every decided node, as :func:`compute_matched_thresholds` does."""
+    levels = len(entropy)
+    direction = np.asarray(shares, np.float64)
+    if direction.size != levels:
+        raise ValueError(f"{direction.size} shares for {levels} decision levels")
+    if not np.any(direction > 0):
+        direction = np.ones(levels)
+    structure = [np.zeros(np.shape(t)) for t in tissue]
+
+    def at(scale: float) -> tuple[list[float], list[float], int]:
+        wanted = [float(x) for x in np.clip(direction * scale, 0.0, 1.0)]
+        thresholds = matched_thresholds(entropy, tissue[:levels], wanted, rate)
+        zoom = {j: np.asarray(entropy[j]) > thresholds[j] for j in range(levels)}
+        outcome = follow_policies(structure, zoom, 0, rate, decide_first=False, tissue=tissue)
+        return (
+            thresholds,
+            zoom_shares(zoom, tissue[:levels], rate),
+            int(outcome.segmentations.sum()),
+        )
+
+    low, high = 0.0, 1.0 / float(direction[direction > 0].min())
+    best = at(low)
+    top = at(high)
+    if top[2] <= budget:
+        best = top
+    else:
+        for _ in range(steps):
+            middle = (low + high) / 2
+            candidate = at(middle)
+            if candidate[2] <= budget:
+                low, best = middle, candidate
+            else:
+                high = middle
+    thresholds, got, patches = best
+    return ComputeMatch(thresholds, got, patches, float("nan"))
 
 
 def segmentations_of(

@@ -225,9 +225,9 @@ def pareto_figure(rows: Sequence[dict[str, Any]], default_lambda: float | None =
     _oracle_curve(axes, clean)
     markers = {"ud": "v", "cip": "^", "uncertainty": "D", "random": "x", "oracle": "*"}
     for r in (r for r in clean if r["mode"] not in ("razn", "oracle")):
-        label = (
-            r["mode"] if r["mode"] not in ("uncertainty", "random") else f"{r['mode']} (matched)"
-        )
+        label = r["mode"]
+        if r["mode"] in ("uncertainty", "random"):
+            label += " (matched on test compute)" if r.get("matched_on") == "test" else " (matched)"
         axes.scatter(
             _per_slide(r), r["dice"], marker=markers.get(r["mode"], "P"), s=60, label=label
         )
