@@ -23,6 +23,9 @@ ORPHAN_CHECK_SECONDS = 1.0
 
 def _worker_start(parent: int) -> None:
     """Every worker: one torch thread, and an end once it is orphaned."""
+    from razn.heavy_imports import import_network_stack
+
+    import_network_stack(policies=True)  # every task type needs a part of it
     import torch
 
     torch.set_num_threads(1)

@@ -53,6 +53,9 @@ def command(
     """
     from dataclasses import replace
 
+    from razn.heavy_imports import import_network_stack
+
+    import_network_stack(policies=True)
     from razn.benchmark import BenchmarkConfig, run_benchmark
     from razn.config import load_config
 

@@ -24,6 +24,9 @@ def command(run_path: Path, quiet: bool) -> None:
 
     Example: razn build-cache --run runs/mine
     """
+    from razn.heavy_imports import import_network_stack
+
+    import_network_stack(policies=False)
     from razn.run_dir import RunDirectory
     from razn.train.reward_caches import build_reward_cache
 

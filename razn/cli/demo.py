@@ -25,6 +25,9 @@ def command(out_dir: Path, quiet: bool) -> None:
 
     Example: razn demo --out demo
     """
+    from razn.heavy_imports import import_network_stack
+
+    import_network_stack(policies=True)
     from razn.demo import format_table, run_demo
 
     started = time.perf_counter()

@@ -190,6 +190,9 @@ def command(
 
     Example: razn segment "slides/*.svs" --run runs/mine --out out --budget 0.3
     """
+    from razn.heavy_imports import import_network_stack
+
+    import_network_stack(policies=mode == "razn")  # before the engine's imports: faster
     from razn.engine.batch import plan_jobs
     from razn.engine.inputs import expand_inputs_as_given
     from razn.engine.spec import EngineSpec, cached_engine

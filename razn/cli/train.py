@@ -24,6 +24,9 @@ def command(
 
     Example: razn train --config configs/default.yaml --manifest manifest.csv --run runs/mine
     """
+    from razn.heavy_imports import import_network_stack
+
+    import_network_stack(policies=True)
     from razn.train.policy import train_policies
     from razn.train.segmentation import iter_train_segmenters
     from razn.train.setup import prepare_run

@@ -62,6 +62,9 @@ def command(
 
     Example: razn train-policy --run runs/mine --lambda 0.02
     """
+    from razn.heavy_imports import import_network_stack
+
+    import_network_stack(policies=True)
     from razn.policy.store import policy_folder
     from razn.run_dir import RunDirectory
     from razn.train.policy import policy_config, train_policies

@@ -28,6 +28,9 @@ def command(
 
     Example: razn train-seg --config configs/default.yaml --manifest manifest.csv --run runs/mine
     """
+    from razn.heavy_imports import import_network_stack
+
+    import_network_stack(policies=False)
     from razn.train import prepare_run, train_segmenters
 
     started = time.perf_counter()
