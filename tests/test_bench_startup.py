@@ -22,6 +22,16 @@ def test_bench_startup_times_help_info_and_the_first_patch(tiny_run, capsys):
     assert 0 < seconds[0] < seconds[2]  # --help imports no torch; segment loads networks
 
 
+def test_the_first_patch_is_also_timed_with_the_collector_running(tiny_run, capsys):
+    slide = tiny_run / "data" / "slides" / "synth_002.tiff"
+    script = load_script("bench_startup")
+    args = ["--run", str(tiny_run / "run"), "--slide", str(slide), "--repeats", "1"]
+    assert script.main([*args, "--mode", "cip", "--compare-collector"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert len(rows) == 4
+    assert "`razn segment SLIDE --mode cip: first patch, collector running through the " in rows[3]
+
+
 def test_a_failing_segment_is_reported(tiny_run, tmp_path):
     with pytest.raises(RuntimeError, match="razn segment failed"):
         time_to_first_patch([str(tmp_path / "missing.tiff"), "--run", str(tiny_run / "run"),

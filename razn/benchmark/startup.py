@@ -21,8 +21,7 @@ from dataclasses import dataclass
 MARK = "RAZN_FIRST_PATCH"
 
 BOOTSTRAP = f"""
-import os, sys, time
-import razn.engine.zoom as zoom
+import builtins, os, sys, time
 
 def _first(method):
     def wrapped(self, *args, **kwargs):
@@ -30,11 +29,36 @@ def _first(method):
         os._exit(0)  # the rest of the slide is not start-up (minutes on a big slide)
     return wrapped
 
-zoom._SlideRun._segment = _first(zoom._SlideRun._segment)
-zoom._SlideRun._decide = _first(zoom._SlideRun._decide)
+# The engine is wrapped as soon as the command has imported it, not imported here first:
+# importing it means importing torch, which the command does its own way.
+_import = builtins.__import__
+
+def _wrap_engine_once_imported(*args, **kwargs):
+    module = _import(*args, **kwargs)
+    zoom = sys.modules.get("razn.engine.zoom")
+    run = getattr(zoom, "_SlideRun", None)  # None while the module is still executing
+    if run is not None:
+        run._segment, run._decide = _first(run._segment), _first(run._decide)
+        builtins.__import__ = _import
+    return module
+
+builtins.__import__ = _wrap_engine_once_imported
 from razn.cli import main
 main(sys.argv[1:], prog_name="razn")
 """
+"""Runs ``razn`` and exits at the engine's first decision or segmentation. It wraps
+``_SlideRun`` once the command has imported the engine (through ``builtins.__import__``,
+restored at once): importing the engine here first would import torch before the command
+does, outside :func:`razn.heavy_imports.import_network_stack`."""
+
+COLLECTOR_RUNNING = """
+import contextlib
+import razn.heavy_imports as heavy
+
+heavy.collector_paused = contextlib.nullcontext  # imports as before razn.heavy_imports
+"""
+"""Prepended to :data:`BOOTSTRAP` to time the start-up with the garbage collector running
+through the imports (the comparison for :mod:`razn.heavy_imports`)."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +71,14 @@ class StartupTime:
     runs: list[float]
 
 
-def time_to_first_patch(arguments: Sequence[str]) -> float:
+def time_to_first_patch(arguments: Sequence[str], collector_running: bool = False) -> float:
     """Seconds from launching ``razn segment ARGUMENTS`` to its first patch (the child
-    exits there, leaving its unfinished output folder behind)."""
+    exits there, leaving its unfinished output folder behind); ``collector_running``:
+    with the garbage collector left running through the imports."""
+    bootstrap = (COLLECTOR_RUNNING if collector_running else "") + BOOTSTRAP
     launched = time.time()
     done = subprocess.run(
-        [sys.executable, "-c", BOOTSTRAP, "segment", *arguments],
+        [sys.executable, "-c", bootstrap, "segment", *arguments],
         capture_output=True,
         text=True,
         check=False,
@@ -73,16 +99,28 @@ def time_command(arguments: Sequence[str]) -> float:
 
 
 def measure_startup(
-    slide: str, run: str, out: str, repeats: int = 3, mode: str = "razn"
+    slide: str,
+    run: str,
+    out: str,
+    repeats: int = 3,
+    mode: str = "razn",
+    compare_collector: bool = False,
 ) -> list[StartupTime]:
     """``razn --help``, ``razn info SLIDE`` and ``razn segment SLIDE`` (to its first patch),
-    each the median of ``repeats`` runs after one untimed run (page cache)."""
+    each the median of ``repeats`` runs after one untimed run (page cache);
+    ``compare_collector`` adds the first patch with the garbage collector running through
+    the imports."""
     segment = [slide, "--run", run, "--out", out, "--mode", mode, "--quiet"]
+    first_patch = f"razn segment SLIDE --mode {mode}: first patch"
     commands = {
         "razn --help": lambda: time_command(["--help"]),
         "razn info SLIDE": lambda: time_command(["info", slide]),
-        f"razn segment SLIDE --mode {mode}: first patch": lambda: time_to_first_patch(segment),
+        first_patch: lambda: time_to_first_patch(segment),
     }
+    if compare_collector:
+        commands[f"{first_patch}, collector running through the imports"] = lambda: (
+            time_to_first_patch(segment, collector_running=True)
+        )
     rows = []
     for name, timed in commands.items():
         timed()  # untimed: the files in the page cache, as on a machine in use
