@@ -132,14 +132,16 @@ def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
     )
     rate = run.config.levels.geometry().rate
     jobs = []
+    val_shares: list[float] = []  # uncertainty's on the match_split slides (when it runs)
     for seed in ctx.config.seeds:
         policy_seed = ctx.policy_seed(seed)
         razn = razn_on_trees(run, trees, ctx.default_lambda, policy_seed)
         matched_to = f"razn λ={ctx.default_lambda:g} seed={seed}"
-        uncertainty = compute_matched_thresholds(
-            trees.entropy, trees.errors, trees.tissue, razn.patches, rate
-        )
         if "uncertainty" in modes:
+            uncertainty = compute_matched_thresholds(
+                trees.entropy, trees.errors, trees.tissue, razn.patches, rate
+            )
+            val_shares = uncertainty.shares
             params = {
                 "matched_to": matched_to,
                 "matched_on": split,
@@ -165,7 +167,7 @@ def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
             f"zoom shares {', '.join(f'{s:.3f}' for s in razn.shares)}"
         )
         if test_trees is not None:
-            jobs += _test_compute_jobs(ctx, modes, test_trees, seed, uncertainty.shares)
+            jobs += _test_compute_jobs(ctx, modes, test_trees, seed, val_shares)
     return jobs
 
 
