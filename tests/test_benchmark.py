@@ -251,6 +251,7 @@ def test_targets_from_known_rows():
     assert not six.met and six.figure.startswith("razn 0.9600 ± 0.0141 (n=2); matched on test:")
     assert "matched on test: uncertainty 0.9700 ± 0.0000" in six.figure
     assert "matched on val: uncertainty 0.9450" in six.figure
+    assert "uncertainty s0 (test compute): " in evaluate_targets(rows + on_test, 0.01)[0].figure
     assert targets[7].met and "gap 0.1200" in targets[7].figure
     assert targets[8].met is None  # no noisy-label rows
     assert targets[9].met is None  # rows without per-class Dice

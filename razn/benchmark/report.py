@@ -135,6 +135,7 @@ def _pareto_target(rows: Sequence[dict[str, Any]], curve: Sequence[dict[str, Any
     parts, met = [], True
     for b in baselines:
         name = b["mode"] + (f" s{b['seed']}" if b.get("seed") is not None else "")
+        name += " (test compute)" if b.get("matched_on") == "test" else ""
         fastest = _fastest_reaching(curve, b["dice"])
         reached = fastest is not None and fastest <= 1.05 * b["seconds"]
         figure = f"{name}: " + (
