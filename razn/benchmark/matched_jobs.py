@@ -86,6 +86,24 @@ def read_trees(run: RunDirectory, entries: Sequence[ManifestEntry], labels: bool
 
 
 @dataclass(frozen=True)
+class RaznPolicies:
+    """The policies of one trained set: g_i per decision level, h_i per refine level."""
+
+    policies: dict[int, Any]
+    refiners: dict[int, Any]
+
+
+def load_razn(run: RunDirectory, lam: float, seed: int | None) -> RaznPolicies:
+    """The policy set of ``(lam, seed)``, loaded once for every tree set it decides on."""
+    from razn.policy.store import load_policies, load_refiners, policy_folder
+
+    folder = policy_folder(run.policies_dir, lam, seed)
+    return RaznPolicies(
+        load_policies(folder, run.num_levels), load_refiners(folder, run.config.refine_levels)
+    )
+
+
+@dataclass(frozen=True)
 class RaznOnTrees:
     """razn's decisions on cached trees: its zoom shares and the patches it segments."""
 
@@ -93,18 +111,17 @@ class RaznOnTrees:
     patches: int
 
 
-def razn_on_trees(run: RunDirectory, trees: Trees, lam: float, seed: int | None) -> RaznOnTrees:
-    """The policies of ``(lam, seed)`` deciding every cached node as the engine would."""
-    from razn.policy.store import load_policies, load_refiners, policy_folder
+def razn_on_trees(run: RunDirectory, trees: Trees, razn: RaznPolicies) -> RaznOnTrees:
+    """razn's policies deciding every cached node as the engine would."""
     from razn.train.policy_reports import policy_decisions
 
-    folder = policy_folder(run.policies_dir, lam, seed)
-    policies = load_policies(folder, run.num_levels)
     decision_levels = range(run.num_levels - 1)
-    zoom = {j: policy_decisions(policies[j], trees.observations[j]) > 0.5 for j in decision_levels}
+    zoom = {
+        j: policy_decisions(razn.policies[j], trees.observations[j]) > 0.5 for j in decision_levels
+    }
     refine = {}
     if trees.refinement is not None:
-        for level, refiner in load_refiners(folder, trees.refinement.levels).items():
+        for level, refiner in razn.refiners.items():
             shown = trees.parent_observations[level + 1]
             asked = trees.refinement.tissue[level + 1]
             refine[level] = (policy_decisions(refiner, shown) > 0.5) & asked
@@ -114,6 +131,17 @@ def razn_on_trees(run: RunDirectory, trees: Trees, lam: float, seed: int | None)
     refinement = None if trees.refinement is None else replace(trees.refinement, refine=refine)
     patches = segmentations_of(trees.errors, zoom, rate, refinement, trees.tissue)
     return RaznOnTrees(shares, patches)
+
+
+def random_job(seed: int, matched_to: str, matched_on: str, shares: Sequence[float]) -> Job:
+    """``random`` zooming razn's share of the reached nodes per level (same expected patches)."""
+    params = {
+        "matched_to": matched_to,
+        "matched_on": matched_on,
+        "shares": list(shares),
+        "probabilities": matched_probabilities(shares),
+    }
+    return Job("clean", "random", None, seed, params)
 
 
 def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
@@ -134,8 +162,8 @@ def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
     jobs = []
     val_shares: list[float] = []  # uncertainty's on the match_split slides (when it runs)
     for seed in ctx.config.seeds:
-        policy_seed = ctx.policy_seed(seed)
-        razn = razn_on_trees(run, trees, ctx.default_lambda, policy_seed)
+        policies = load_razn(run, ctx.default_lambda, ctx.policy_seed(seed))
+        razn = razn_on_trees(run, trees, policies)
         matched_to = f"razn λ={ctx.default_lambda:g} seed={seed}"
         if "uncertainty" in modes:
             uncertainty = compute_matched_thresholds(
@@ -155,40 +183,37 @@ def matched_jobs(ctx: Context, modes: set[str]) -> list[Job]:
                 f"against razn's {razn.patches} on the {split} slides' cached trees"
             )
         if "random" in modes:
-            params = {
-                "matched_to": matched_to,
-                "matched_on": split,
-                "shares": razn.shares,
-                "probabilities": matched_probabilities(razn.shares),
-            }
-            jobs.append(Job("clean", "random", None, seed, params))
+            jobs.append(random_job(seed, matched_to, split, razn.shares))
         ctx.log(
             f"matched to razn seed {seed} on {len(entries)} {split} slides: "
             f"zoom shares {', '.join(f'{s:.3f}' for s in razn.shares)}"
         )
         if test_trees is not None:
-            jobs += _test_compute_jobs(ctx, modes, test_trees, seed, val_shares)
+            razn = razn_on_trees(run, test_trees, policies)
+            jobs += _test_compute_jobs(ctx, modes, test_trees, razn, seed, val_shares)
     return jobs
 
 
 def _test_compute_jobs(
-    ctx: Context, modes: set[str], trees: Trees, seed: int, val_shares: Sequence[float]
+    ctx: Context,
+    modes: set[str],
+    trees: Trees,
+    razn: RaznOnTrees,
+    seed: int,
+    val_shares: Sequence[float],
 ) -> list[Job]:
-    """The matched jobs of one seed at razn's compute on the test slides (images only)."""
-    run = ctx.clean
-    rate = run.config.levels.geometry().rate
-    razn = razn_on_trees(run, trees, ctx.default_lambda, ctx.policy_seed(seed))
-    common: dict[str, Any] = {
-        "matched_to": f"razn λ={ctx.default_lambda:g} seed={seed}",
-        "matched_on": "test",
-    }
+    """The matched jobs of one seed at razn's compute (``razn``, decided on ``trees``) on
+    the test slides (images only)."""
+    rate = ctx.clean.config.levels.geometry().rate
+    matched_to = f"razn λ={ctx.default_lambda:g} seed={seed}"
     jobs = []
     if "uncertainty" in modes:
         match = budget_matched_thresholds(
             trees.entropy, trees.tissue, val_shares, razn.patches, rate
         )
         params = {
-            **common,
+            "matched_to": matched_to,
+            "matched_on": "test",
             "shares": match.shares,
             "thresholds": match.thresholds,
             "test_patches": {"razn": razn.patches, "uncertainty": match.patches},
@@ -199,10 +224,5 @@ def _test_compute_jobs(
             f"razn's {razn.patches} on the test slides' cached trees (images only)"
         )
     if "random" in modes:
-        params = {
-            **common,
-            "shares": razn.shares,
-            "probabilities": matched_probabilities(razn.shares),
-        }
-        jobs.append(Job("clean", "random", None, seed, params))
+        jobs.append(random_job(seed, matched_to, "test", razn.shares))
     return jobs
