@@ -6,11 +6,16 @@ import json
 import operator
 import re
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
+from razn.benchmark import runner
+from razn.benchmark.config import BenchmarkConfig
+from razn.benchmark.jobs import Context
 from razn.benchmark.report import evaluate_targets
+from razn.benchmark.runner import bisect_lambda
 from razn.benchmark.workers import run_tasks
 from razn.cli import main
 
@@ -32,6 +37,7 @@ dataset:
   synth: {val_fraction: 0.34, test_fraction: 0.34}
 run_config: tiny_run.yaml
 lambdas: [0.004, 0.01]
+lambda_refine_steps: 1
 seeds: [0, 1]
 label_noise_um: 4.0
 evaluation_downsample: 1.0
@@ -61,18 +67,30 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
         c["lambda"] for c in selection["candidates"] if c["dice"] >= 0.98 * selection["cip_dice"]
     ]
     # ... and, for the mean over both seeds, checked largest first until one holds
+    target = 0.98 * selection["cip_dice"]
     checks = selection["seed_checks"]
-    assert [c["lambda"] for c in checks] == sorted(good, reverse=True)[: len(checks)]
+    sweep_checks = [c for c in checks if c["lambda"] in (0.004, 0.01)]
+    assert [c["lambda"] for c in sweep_checks] == sorted(good, reverse=True)[: len(sweep_checks)]
     assert all(len(c["seed_dice"]) == 2 for c in checks)
-    assert all(c["met"] == (c["mean_dice"] >= 0.98 * selection["cip_dice"]) for c in checks)
-    held = [c["lambda"] for c in checks if c["met"]]
-    assert lam == (held[0] if held else 0.004) and selection["split"] == "val"
+    assert all(c["met"] == (c["mean_dice"] >= target) for c in checks)
+    held = [c["lambda"] for c in sweep_checks if c["met"]]
+    # one bisection step towards the next λ up (√(0.004 × 0.01) to 3 digits) when 0.004 held
+    refined = selection["refined"]
+    if held == [0.004]:
+        assert [c["lambda"] for c in refined] == [0.00632]
+        seed_held = [c["met"] for c in checks if c["lambda"] == 0.00632]
+        assert refined[0]["held"] == (refined[0]["dice"] >= target and seed_held == [True])
+    else:
+        assert refined == []
+    tried = [c["lambda"] for c in refined]
+    assert lam == max([*held[:1], *(c["lambda"] for c in refined if c["held"])], default=0.004)
+    assert selection["split"] == "val"
     assert sorted(c["lambda"] for c in selection["candidates"]) == [0.004, 0.01]
     assert json.loads((out / "benchmark.json").read_text())["default_lambda"] == lam
+    curve = sorted({0.004, 0.01, *tried, lam})
     expected = [
-        ("clean", "razn", 0.01, 0),
+        *[("clean", "razn", x, 0) for x in curve],
         ("clean", "razn", lam, 1),
-        ("clean", "razn", 0.004, 0),
         ("clean", "ud", None, None),
         ("clean", "fixed-1", None, None),
         ("clean", "cip", None, None),
@@ -80,7 +98,7 @@ def test_benchmark_runs_every_mode_and_writes_its_reports(tiny_benchmark):
         ("clean", "uncertainty", None, 1),
         ("clean", "random", None, 0),
         ("clean", "random", None, 1),
-        *[("clean", "oracle", x, None) for x in sorted({0.004, 0.01, lam})],
+        *[("clean", "oracle", x, None) for x in curve],
         ("noisy", "razn", lam, 0),
         ("noisy", "cip", None, None),
     ]
@@ -293,6 +311,72 @@ def test_targets_3_and_4_fall_back_to_the_oracle_point_when_the_oracle_misses_th
     worse = [*razn[:2], row("razn", 0.949, 33.0, [0, 70, 70], 0.02, 0)]
     targets = {t.number: t for t in evaluate_targets([*worse, cip, *oracle], 0.02)}
     assert not targets[4].met  # 0.949 < the oracle's 0.95
+
+
+def test_bisect_lambda_moves_the_bound_each_try_falls_on():
+    tried: list[float] = []
+
+    def holds(lam: float) -> bool:
+        tried.append(lam)
+        return lam <= 0.027
+
+    # √(0.025 × 0.03) = 0.027386 -> 0.0274 misses; √(0.025 × 0.0274) = 0.026173 -> 0.0262 holds
+    assert bisect_lambda(0.025, 0.03, 2, holds) == [(0.0274, False), (0.0262, True)]
+    assert bisect_lambda(0.025, 0.03, 0, holds) == []
+    # the rounded mean lands on a bound: nothing left to try
+    assert bisect_lambda(0.0262, 0.0263, 3, holds) == []
+    assert tried == [0.0274, 0.0262]
+
+
+def test_the_default_lambda_is_bisected_towards_the_next_lambda_up(tmp_path, monkeypatch):
+    """The selection's logic on made-up val Dice (target 0.98 × cip's 1.0): 0.01 is the
+    largest λ of the sweep that holds over the seeds; 0.0141 (√(0.01 × 0.02)) holds too;
+    0.0168 (√(0.0141 × 0.02)) holds for seed 0 alone, and the seed check turns it down."""
+    dice = {0.01: 0.99, 0.02: 0.97, 0.04: 0.9, 0.0141: 0.985, 0.0168: 0.982}
+    other_seeds = {0.01: 0.99, 0.0141: 0.981, 0.0168: 0.95}
+    trained: list[tuple[float, int | None]] = []
+
+    def fake_run_jobs(ctx, jobs, split, outputs):
+        assert split == "val" and outputs == "selection"
+        return [
+            {"mode": "cip", "lambda": None, "dice": 1.0, "seconds": 10.0}
+            if job.mode == "cip"
+            else {
+                "mode": "razn",
+                "lambda": job.lam,
+                "dice": dice[job.lam] if job.seed is None else other_seeds[job.lam],
+                "seconds": 1.0,
+            }
+            for job in jobs
+        ]
+
+    def fake_train(ctx, wanted):
+        trained.extend((lam, seed) for _, lam, seed in wanted)
+
+    monkeypatch.setattr(runner, "run_jobs", fake_run_jobs)
+    monkeypatch.setattr(runner, "train_policy_sets", fake_train)
+    config = BenchmarkConfig(lambdas=(0.01, 0.02, 0.04), seeds=(0, 1, 2), lambda_refine_steps=2)
+    ctx = Context(config, tmp_path, say=lambda _: None, progress=False)
+    ctx.runs["clean"] = SimpleNamespace(config=SimpleNamespace(seed=0))  # type: ignore[assignment]
+    assert runner.select_default_lambda(ctx) == 0.0141
+    record = json.loads((tmp_path / "lambda_selection.json").read_text())
+    assert [(c["lambda"], c["held"]) for c in record["refined"]] == [
+        (0.0141, True),
+        (0.0168, False),
+    ]
+    assert [(c["lambda"], c["met"]) for c in record["seed_checks"]] == [
+        (0.01, True),
+        (0.0141, True),
+        (0.0168, False),
+    ]
+    assert record["seed_checks"][2]["mean_dice"] == pytest.approx((0.982 + 0.95 + 0.95) / 3)
+    # seed 0 at each bisected λ, then the other seeds for its check
+    assert trained == [
+        *[(0.01, 1), (0.01, 2)],
+        *[(0.0141, None), (0.0141, 1), (0.0141, 2)],
+        *[(0.0168, None), (0.0168, 1), (0.0168, 2)],
+    ]
+    assert ctx.refined_lambdas == [0.0141, 0.0168] and record["chosen"] == 0.0141
 
 
 def test_run_tasks_in_worker_processes_keeps_task_order():

@@ -60,6 +60,11 @@ class BenchmarkConfig:
     """The default λ must keep ``lambda_dice_ratio`` × cip's Dice in the mean over ``seeds``
     too, not only for the sweep's policies: candidates are checked largest first, the other
     seeds' policies trained at each (the chosen λ's are the ones the benchmark reports)."""
+    lambda_refine_steps: int = 2
+    """Bisection steps between the chosen λ and the next λ of the sweep, which missed the
+    rule: each trains the policies at their geometric mean (3 significant digits) and keeps
+    it when it holds the rule too, so the default λ is not held back by the sweep's spacing.
+    The λs tried join the razn and oracle curves. 0: the sweep's λs only."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Policy training seeds at the default λ; ``uncertainty`` and ``random`` are matched to each."""
     modes: tuple[str, ...] = BENCHMARK_MODES
@@ -101,6 +106,7 @@ class BenchmarkConfig:
         if self.match_split == "test":
             raise ConfigError("match_split must not be test: nothing is tuned on the test slides")
         check_range("lambda_dice_ratio", self.lambda_dice_ratio, low=0, high=1)
+        check_range("lambda_refine_steps", self.lambda_refine_steps, low=0)
         check_range("label_noise_um", self.label_noise_um, low=0)
         check_range("evaluation_downsample", self.evaluation_downsample, low=1)
         check_range("workers", self.workers, low=1)

@@ -64,6 +64,8 @@ class Context:
     manifests: dict[str, Manifest] = field(default_factory=dict)
     selected_lambda: float | None = None
     """The default λ chosen on the ``match_split`` slides (``select_lambda``)."""
+    refined_lambdas: list[float] = field(default_factory=list)
+    """λs the default λ's bisection trained beyond the sweep (they join the curves)."""
 
     def log(self, message: str) -> None:
         self.say(f"[{time.perf_counter() - self.started:6.0f} s] {message}")

@@ -398,6 +398,11 @@ def markdown(
         candidates = ", ".join(
             f"λ = {c['lambda']:g}: {c['dice']:.4f}" for c in selection["candidates"]
         )
+        candidates += "".join(
+            f"; bisected λ = {c['lambda']:g}: {c['dice']:.4f} "
+            f"({'holds' if c['held'] else 'misses'})"
+            for c in selection.get("refined", ())
+        )
         lines += [
             f"Default λ chosen on the {selection['split']} slides ({selection['rule']}): "
             f"{candidates}; cip {selection['cip_dice']:.4f}."

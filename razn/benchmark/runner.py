@@ -27,7 +27,9 @@ continues where it stopped):
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -301,16 +303,17 @@ def sweep(ctx: Context) -> list[float]:
 
 
 def lambdas(ctx: Context) -> list[float]:
-    """The λ sweep, with the default λ in it."""
-    return sorted({*sweep(ctx), float(ctx.default_lambda)})
+    """The λ sweep, with the λs the default λ's bisection tried and the default λ in it."""
+    return sorted({*sweep(ctx), *ctx.refined_lambdas, float(ctx.default_lambda)})
 
 
 def select_default_lambda(ctx: Context) -> float:
     """The largest λ of the sweep whose razn Dice on the ``match_split`` slides is at least
     ``lambda_dice_ratio`` × cip's there (the smallest λ when none is); with
     ``select_over_seeds`` that must hold for the mean over the policy seeds too, which are
-    trained at each candidate, largest first, until one holds. Written, with every figure
-    it was chosen from, to ``OUT/lambda_selection.json``."""
+    trained at each candidate, largest first, until one holds. Then ``lambda_refine_steps``
+    bisection steps towards the next λ of the sweep (:func:`bisect_lambda`). Written, with
+    every figure it was chosen from, to ``OUT/lambda_selection.json``."""
     split, ratio = ctx.config.match_split, ctx.config.lambda_dice_ratio
     jobs = [Job("clean", "razn", lam) for lam in sweep(ctx)] + [Job("clean", "cip")]
     ctx.log(f"choosing the default λ on the {split} slides ({len(jobs)} modes)")
@@ -318,26 +321,49 @@ def select_default_lambda(ctx: Context) -> float:
     cip = next(r for r in rows if r["mode"] == "cip")
     razn = [r for r in rows if r["mode"] == "razn"]
     target = ratio * cip["dice"]
-    passing = sorted((r for r in razn if r["dice"] >= target), key=lambda r: -r["lambda"])
     other_seeds = [s for s in ctx.config.seeds if ctx.policy_seed(s) is not None]
     over_seeds = ctx.config.select_over_seeds and bool(other_seeds)
     checks: list[dict[str, Any]] = []
-    chosen: float | None = None
-    for row in passing:
+
+    def holds(lam: float, dice: float) -> bool:
+        """The rule at ``lam``, whose sweep policies scored ``dice`` on the split."""
+        if dice < target:
+            return False
         if not over_seeds:
-            chosen = float(row["lambda"])
-            break
-        check = seed_check(ctx, float(row["lambda"]), row["dice"], other_seeds, target)
-        checks.append(check)
-        if check["met"]:
-            chosen = float(row["lambda"])
-            break
+            return True
+        checks.append(seed_check(ctx, lam, dice, other_seeds, target))
+        return bool(checks[-1]["met"])
+
+    chosen = next(
+        (
+            float(r["lambda"])
+            for r in sorted(razn, key=lambda r: -r["lambda"])
+            if holds(float(r["lambda"]), r["dice"])
+        ),
+        None,
+    )
     met = chosen is not None
+    refined: list[dict[str, Any]] = []
+    above = [float(r["lambda"]) for r in razn if met and r["lambda"] > chosen]
+    if chosen is not None and above and ctx.config.lambda_refine_steps:
+
+        def try_lambda(lam: float) -> bool:
+            train_policy_sets(ctx, [("clean", lam, None)])
+            row = run_jobs(ctx, [Job("clean", "razn", lam)], split=split, outputs="selection")[0]
+            refined.append({"lambda": lam, "dice": row["dice"], "seconds": row["seconds"]})
+            refined[-1]["held"] = holds(lam, row["dice"])
+            return bool(refined[-1]["held"])
+
+        tries = bisect_lambda(chosen, min(above), ctx.config.lambda_refine_steps, try_lambda)
+        chosen = max([chosen, *(lam for lam, held in tries if held)])
+    ctx.refined_lambdas = [r["lambda"] for r in refined]
     if chosen is None:
         chosen = float(min(r["lambda"] for r in razn))
     rule = f"largest λ with Dice >= {ratio:g} × cip's on the {split} slides"
     if over_seeds:
         rule += f", in the mean over the policy seeds {', '.join(map(str, ctx.config.seeds))} too"
+    if refined:
+        rule += f", bisected {len(refined)} time(s) towards the next λ of the sweep"
     record = {
         "split": split,
         "rule": rule,
@@ -346,6 +372,7 @@ def select_default_lambda(ctx: Context) -> float:
         "candidates": [
             {"lambda": r["lambda"], "dice": r["dice"], "seconds": r["seconds"]} for r in razn
         ],
+        "refined": refined,
         "seed_checks": checks,
         "chosen": chosen,
         "met": met,
@@ -353,11 +380,29 @@ def select_default_lambda(ctx: Context) -> float:
     (ctx.out / "lambda_selection.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     ctx.log(
         f"default λ = {chosen:g}: "
-        + ", ".join(f"λ={r['lambda']:g} Dice {r['dice']:.4f}" for r in razn)
+        + ", ".join(f"λ={r['lambda']:g} Dice {r['dice']:.4f}" for r in [*razn, *refined])
         + f"; cip {cip['dice']:.4f} on {split}"
         + ("" if met else f" (no λ reached {ratio:g} × cip: the smallest is used)")
     )
     return chosen
+
+
+def bisect_lambda(
+    low: float, high: float, steps: int, holds: Callable[[float], bool]
+) -> list[tuple[float, bool]]:
+    """Up to ``steps`` bisection steps between ``low`` (holds the rule) and ``high`` (does
+    not): each tries the geometric mean, rounded to 3 significant digits so that policy
+    folders keep readable names, and moves the bound it falls on. Returns ``(λ, held)``
+    for every λ tried, in order; stops early when the rounded mean hits a bound."""
+    tried: list[tuple[float, bool]] = []
+    for _ in range(steps):
+        mid = float(f"{math.sqrt(low * high):.3g}")
+        if not low < mid < high:
+            break
+        held = holds(mid)
+        tried.append((mid, held))
+        low, high = (mid, high) if held else (low, mid)
+    return tried
 
 
 def seed_check(
