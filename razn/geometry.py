@@ -159,15 +159,17 @@ def zoom_geometry(downsamples: Sequence[float], patch_size: int) -> ZoomGeometry
 
 
 def centre_indices(
-    start: float, downsample: float, count: int, source_downsample: float
+    start: float | np.ndarray, downsample: float, count: int, source_downsample: float
 ) -> np.ndarray:
     """Nearest-neighbour sampling: for ``count`` pixels at ``downsample`` starting at level-0
     ``start``, the index of the pixel of a grid at ``source_downsample`` holding each centre.
+    ``(count,)`` for one ``start``; ``(N, count)`` for an array of ``N`` starts.
 
     A centre exactly on a source pixel edge belongs to the pixel on its right (or below);
     the small epsilon keeps that true through floating-point rounding.
     """
-    centres = (start + (np.arange(count) + 0.5) * downsample) / source_downsample
+    offsets = (np.arange(count) + 0.5) * downsample
+    centres = (np.asarray(start, np.float64)[..., None] + offsets) / source_downsample
     return np.floor(centres + 1e-7).astype(np.int64)
 
 

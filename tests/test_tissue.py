@@ -113,6 +113,11 @@ def test_sample_maps_pixel_centres_and_treats_outside_as_not_tissue() -> None:
     assert (tissue.sample((-10, -10), 10.0, (3, 3)) == expected).all()
     # Wholly outside.
     assert not tissue.sample((100, 100), 10.0, (2, 2)).any()
+    # Many boxes at once: the same samples, box by box (inside, straddling, outside).
+    many = tissue.sample_many([(0, 0), (-10, -10), (100, 100)], 10.0, (3, 3))
+    assert many.shape == (3, 3, 3)
+    assert (many[0] == grid[:3, :3]).all() and (many[1] == expected).all()
+    assert not many[2].any()
 
 
 def test_tissue_measures_are_the_per_pixel_definitions():

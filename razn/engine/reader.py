@@ -135,20 +135,64 @@ class PatchReader:
         start = time.perf_counter()
         patches = empty_patches(len(nodes), size, pinned)
         level0_pixels = 0
-        for i, node in enumerate(nodes):
-            plan = plans[node.level]
-            x, y = self.geometry.location(node)
+        for first, count in self._regions(nodes, plans):
+            plan = plans[nodes[first].level]
+            x, y = self.geometry.location(nodes[first])
             shift = round(margin * plan.downsample)  # level-0 px of context before the patch
-            location = (x - shift, y - shift)
-            patches[i] = read_at_downsample(
-                self.slide, location, plan.downsample, (size, size), plan
+            inner = size - 2 * margin
+            side = size if count == 1 else self.geometry.rate * inner + 2 * margin
+            region = read_at_downsample(
+                self.slide, (x - shift, y - shift), plan.downsample, (side, side), plan
             )
+            for i in range(first, first + count):
+                dx = (nodes[i].col - nodes[first].col) * inner
+                dy = (nodes[i].row - nodes[first].row) * inner
+                patches[i] = region[dy : dy + size, dx : dx + size]
             if plan.native_level == 0:
-                level0_pixels += round(size * plan.scale) ** 2
+                level0_pixels += round(side * plan.scale) ** 2
         with self._lock:
             self.read_seconds += time.perf_counter() - start
             self.level0_pixels_read += level0_pixels
         return patches
+
+    def _regions(
+        self, nodes: Sequence[Node], plans: Sequence[LevelPlan]
+    ) -> Iterator[tuple[int, int]]:
+        """``(first, count)`` runs of ``nodes`` read as one region each: all ``r²`` children
+        of one parent, in :meth:`ZoomGeometry.children` order, where slicing the parent's
+        area gives the very pixels of each child's own read (:func:`slices_exactly`); else
+        one node. Small patches cost less per pixel in one read (64² px: about 0.15 ms a
+        read against 0.1 ms a patch from a 128² read), and the reader holds the GIL for a
+        quarter as many calls."""
+        rate, i = self.geometry.rate, 0
+        siblings = rate * rate
+        while i < len(nodes):
+            node = nodes[i]
+            if (
+                node.level > 0
+                and slices_exactly(plans[node.level])
+                and list(nodes[i : i + siblings]) == self.geometry.children(parent_of(node, rate))
+            ):
+                yield i, siblings
+                i += siblings
+            else:
+                yield i, 1
+                i += 1
+
+
+def parent_of(node: Node, rate: int) -> Node:
+    """The node one level coarser whose area holds ``node``."""
+    return Node(node.level - 1, node.col // rate, node.row // rate)
+
+
+def slices_exactly(plan: LevelPlan) -> bool:
+    """Whether a region read by ``plan`` and cut into patch-aligned pieces equals reading
+    each piece: the native level's downsample and the resize factor are whole numbers, so
+    patch corners fall on native pixel corners and the box filter's blocks never straddle
+    a cut."""
+    scale = plan.downsample / plan.native_downsample
+    whole_scale = plan.exact or float(scale).is_integer()
+    return float(plan.native_downsample).is_integer() and whole_scale
 
 
 def view_downsample(geometry: ZoomGeometry, level: int, view_size: int) -> float:

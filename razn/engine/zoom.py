@@ -502,9 +502,8 @@ class _SlideRun:
         """The tissue under each patch of ``batch``, ``(N, P, P)`` bool."""
         size = self.geometry.patch_size
         downsample = self.geometry.downsamples[level]
-        return np.stack(
-            [self.tissue.sample(self.geometry.location(n), downsample, (size, size)) for n in batch]
-        )
+        locations = [self.geometry.location(n) for n in batch]
+        return self.tissue.sample_many(locations, downsample, (size, size))
 
     def _segment(self, level: int, batch: Sequence[Node], patches: np.ndarray) -> np.ndarray:
         """f_i's class probabilities for the patches of ``batch``, ``(N, K, P, P)``."""

@@ -21,6 +21,7 @@ or ``fallback_mpp`` when the slide has none.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -102,16 +103,32 @@ class TissueMask:
     ) -> np.ndarray:
         """Tissue ``bool [h, w]`` at ``downsample`` for the box at level-0 ``location`` of ``size``
         (nearest neighbour at pixel centres; outside the slide is not tissue)."""
-        rows = centre_indices(location[1], downsample, int(size[1]), self.downsample)
-        cols = centre_indices(location[0], downsample, int(size[0]), self.downsample)
-        height, width = self.mask.shape
-        # Two 1-D takes (rows, then columns) instead of one np.ix_ gather: six times
-        # faster at 256², and the engine samples every node it decides or writes.
-        out = self.mask.take(np.clip(rows, 0, height - 1), axis=0)
-        out = out.take(np.clip(cols, 0, width - 1), axis=1)
-        in_y, in_x = (rows >= 0) & (rows < height), (cols >= 0) & (cols < width)
+        return self.sample_many([location], downsample, size)[0]
+
+    def sample_many(
+        self,
+        locations: Sequence[tuple[float, float]],
+        downsample: float,
+        size: tuple[int, int],
+    ) -> np.ndarray:
+        """:meth:`sample` for many boxes of one ``size`` at one ``downsample``: ``bool [N, h, w]``
+        for the level-0 top-left ``locations`` ``(x, y)``.
+
+        The indices of every box come from one vectorised call; the gather stays two 1-D
+        takes per box (rows, then columns): six times faster at 256² than one ``np.ix_``
+        gather, three times faster than one broadcast fancy index over the batch."""
+        width, height = int(size[0]), int(size[1])
+        xy = np.asarray(locations, np.float64).reshape(-1, 2)
+        cols = centre_indices(xy[:, 0], downsample, width, self.downsample)
+        rows = centre_indices(xy[:, 1], downsample, height, self.downsample)
+        mask_height, mask_width = self.mask.shape
+        rows_in, cols_in = np.clip(rows, 0, mask_height - 1), np.clip(cols, 0, mask_width - 1)
+        out = np.empty((len(xy), height, width), bool)
+        for i in range(len(xy)):
+            out[i] = self.mask.take(rows_in[i], axis=0).take(cols_in[i], axis=1)
+        in_y, in_x = (rows >= 0) & (rows < mask_height), (cols >= 0) & (cols < mask_width)
         if not (in_y.all() and in_x.all()):
-            out &= in_y[:, None] & in_x[None, :]
+            out &= in_y[:, :, None] & in_x[:, None, :]
         return out
 
     def fraction_in(self, location: tuple[int, int], extent: tuple[float, float]) -> float:
