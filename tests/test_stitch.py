@@ -54,3 +54,28 @@ def test_an_all_background_root_stays_absent_and_a_rewritten_one_keeps_its_zeros
     nodes = [Node(2, 0, 0), Node(2, 4, 0), Node(2, 0, 0)]
     _, got = _written(tmp_path, "b.zarr", 1, nodes, [ones, ones, zeros], geometry)
     assert not got[:8, :8].any() and got[:8, 32:40].all()
+
+
+def test_neighbouring_roots_go_in_one_call_and_a_background_one_breaks_the_run(tmp_path):
+    geometry = ZoomGeometry((4.0, 2.0, 1.0), 8)  # roots of 32 level-0 px: 4 x 2 on 120 x 40
+    twos, zeros = np.full((8, 8), 2, np.uint8), np.zeros((8, 8), np.uint8)
+    # chunk row 0: roots 0 and 1 painted, root 2 background, root 3 painted (at its edge)
+    nodes = [Node(2, 0, 0), Node(2, 4, 0), Node(2, 8, 0), Node(2, 12, 0)]
+    writer = LabelWriter(tmp_path / "r.zarr", geometry, (120, 40), 1.0)
+    calls: list[tuple[slice, slice]] = []
+    array_type = type(writer.array)
+
+    class Recording(array_type):  # type: ignore[misc,valid-type]
+        def __setitem__(self, key, value):
+            calls.append(key)
+            super().__setitem__(key, value)
+
+    writer.array.__class__ = Recording
+    writer.write_batch(nodes, [twos, twos, zeros, twos])
+    writer.close()
+    assert calls == [(slice(0, 32), slice(0, 64)), (slice(0, 32), slice(96, 120))]
+    assert writer.chunks_written == 3
+    got = np.asarray(zarr.open_array(str(tmp_path / "r.zarr"), mode="r")[:])
+    assert got[:8, :8].all() and got[:8, 32:40].all() and got[:8, 96:104].all()
+    assert not got[:, 64:96].any() and got.sum() == 3 * 64 * 2
+    assert zarr.open_array(str(tmp_path / "r.zarr"), mode="r").nchunks_initialized == 3
